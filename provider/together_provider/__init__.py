@@ -1,0 +1,41 @@
+"""Apache Airflow provider for Together AI's Batch API."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def get_provider_info() -> dict:
+    """What Airflow's provider manager reads through the ``apache_airflow_provider`` entry point."""
+    return {
+        "package-name": "airflow-provider-together",
+        "name": "Together AI",
+        "description": "Submit, wait for (deferrable) and download Together AI batch inference jobs.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Together AI",
+                "external-doc-url": "https://docs.together.ai/docs/batch-inference",
+                "tags": ["ai"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "together",
+                "hook-class-name": "together_provider.hooks.together.TogetherHook",
+            }
+        ],
+        "hooks": [
+            {"integration-name": "Together AI", "python-modules": ["together_provider.hooks.together"]}
+        ],
+        "operators": [
+            {"integration-name": "Together AI", "python-modules": ["together_provider.operators.batch"]}
+        ],
+        "sensors": [
+            {"integration-name": "Together AI", "python-modules": ["together_provider.sensors.batch"]}
+        ],
+        "triggers": [
+            {"integration-name": "Together AI", "python-modules": ["together_provider.triggers.batch"]}
+        ],
+        "extra-links": ["together_provider.links.TogetherBatchLink"],
+    }

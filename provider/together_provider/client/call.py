@@ -1,0 +1,136 @@
+"""One call's life, written once: send, read the answer, decide on a retry, wait, send again.
+
+:func:`call_flow` is a generator that yields what to do next (send a request, or sleep) and is told
+what happened; :func:`run_sync` and :func:`run_async` are the only two drivers, and they do nothing
+but perform those steps. So the sync hook and the trigger's async polling share every decision.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from together_provider.client.errors import (
+    IncompleteDownloadError,
+    TogetherError,
+    TransportError,
+    error_from_response,
+)
+from together_provider.client.requests import ApiRequest, RawResponse
+from together_provider.client.retry import RetryPolicy, parse_retry_after
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Send:
+    request: ApiRequest[Any]
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Sleep:
+    seconds: float
+    reason: TogetherError
+
+
+Step = Send | Sleep
+Reply = RawResponse | TransportError | None
+
+
+def read_response(request: ApiRequest[T], response: RawResponse) -> T:
+    """The answer as a model, or the matching exception."""
+    if not (200 <= response.status < 300 or response.status in request.accept):
+        retry_after = parse_retry_after(response.headers) if response.status == 429 else None
+        raise error_from_response(
+            response.status,
+            response.headers,
+            response.body,
+            retry_after=retry_after,
+            operation=request.operation,
+        )
+    if request.download_path is not None:
+        expected = response.header("Content-Length")
+        written = response.bytes_written or 0
+        if expected is not None and expected.isdigit() and int(expected) != written:
+            raise IncompleteDownloadError(
+                f"{request.operation}: received {written} of {expected} bytes announced by Content-Length"
+            )
+    return request.parse(response)
+
+
+def call_flow(request: ApiRequest[T], policy: RetryPolicy) -> Generator[Step, Reply, T]:
+    attempt = 0
+    while True:
+        attempt += 1
+        reply = yield Send(request, attempt)
+        try:
+            if isinstance(reply, TransportError):
+                raise reply
+            if reply is None:
+                raise TransportError(f"{request.operation}: the transport returned nothing")
+            return read_response(request, reply)
+        except TogetherError as error:
+            delay = policy.delay_for(error, attempt, idempotent=request.idempotent)
+            if delay is None:
+                raise
+            log.warning(
+                "%s failed on attempt %d of %d (%s); retrying in %.1f s",
+                request.operation,
+                attempt,
+                policy.max_attempts,
+                type(error).__name__,
+                delay,
+            )
+            yield Sleep(delay, error)
+
+
+def run_sync(
+    request: ApiRequest[T],
+    policy: RetryPolicy,
+    send: Callable[[ApiRequest[Any]], RawResponse],
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    flow = call_flow(request, policy)
+    step = next(flow)
+    while True:
+        reply: Reply = None
+        if isinstance(step, Sleep):
+            sleep(step.seconds)
+        else:
+            try:
+                reply = send(step.request)
+            except TransportError as exc:
+                reply = exc
+        try:
+            step = flow.send(reply)
+        except StopIteration as done:
+            return done.value
+
+
+async def run_async(
+    request: ApiRequest[T],
+    policy: RetryPolicy,
+    send: Callable[[ApiRequest[Any]], Awaitable[RawResponse]],
+    sleep: Callable[[float], Awaitable[None]],
+) -> T:
+    flow = call_flow(request, policy)
+    step = next(flow)
+    while True:
+        reply: Reply = None
+        if isinstance(step, Sleep):
+            await sleep(step.seconds)
+        else:
+            try:
+                reply = await send(step.request)
+            except TransportError as exc:
+                reply = exc
+        try:
+            step = flow.send(reply)
+        except StopIteration as done:
+            return done.value

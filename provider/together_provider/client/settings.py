@@ -1,0 +1,89 @@
+"""Connection settings as data: base URL normalization, key, timeouts, retries. No Airflow, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from together_provider.client.retry import RetryPolicy
+
+DEFAULT_BASE_URL = "https://api.together.ai"
+DEFAULT_CONSOLE_URL = "https://api.together.ai/batches/{batch_id}"
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_MAX_RETRIES = 4
+
+
+def normalize_base_url(host: str | None, *, schema: str | None = None, port: int | None = None) -> str:
+    """Accept ``api.together.ai``, ``https://api.together.xyz/v1/`` and the like; return ``scheme://host[:port]``.
+
+    Paths are added as ``/v1/...`` by the request builders, so a trailing ``/v1`` is dropped here.
+    """
+    text = (host or "").strip() or DEFAULT_BASE_URL
+    if "://" not in text:
+        scheme = (schema or "").strip() or ("http" if text.startswith(("localhost", "127.")) else "https")
+        text = f"{scheme}://{text}"
+    text = text.rstrip("/")
+    if text.endswith("/v1"):
+        text = text[: -len("/v1")]
+    if port and text.count(":") < 2:
+        text = f"{text}:{port}"
+    return text
+
+
+def _number(extra: Mapping[str, Any], key: str, default: float, *, minimum: float) -> float:
+    value = extra.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"connection extra {key!r} must be a number, got {value!r}") from None
+    if number < minimum:
+        raise ValueError(f"connection extra {key!r} must be at least {minimum}, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Everything a transport needs. ``repr`` leaves the key out, so a logged settings object is safe."""
+
+    base_url: str
+    api_key: str = field(repr=False)
+    timeout: float = DEFAULT_TIMEOUT
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    console_url: str = DEFAULT_CONSOLE_URL
+
+    @classmethod
+    def from_parts(
+        cls,
+        *,
+        host: str | None,
+        schema: str | None = None,
+        port: int | None = None,
+        password: str | None,
+        extra: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ConnectionSettings:
+        env = env or {}
+        extra = extra or {}
+        api_key = (password or "").strip() or (env.get("TOGETHER_API_KEY") or "").strip()
+        if not api_key:
+            raise ValueError(
+                "no Together API key: put it in the connection's password field (API Key) "
+                "or set the TOGETHER_API_KEY environment variable"
+            )
+        retries = int(_number(extra, "max_retries", DEFAULT_MAX_RETRIES, minimum=0))
+        return cls(
+            base_url=normalize_base_url(host or env.get("TOGETHER_BASE_URL"), schema=schema, port=port),
+            api_key=api_key,
+            timeout=_number(extra, "timeout", DEFAULT_TIMEOUT, minimum=0.001),
+            connect_timeout=_number(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, minimum=0.001),
+            retry=RetryPolicy(max_attempts=retries + 1),
+            console_url=str(extra.get("console_url") or DEFAULT_CONSOLE_URL),
+        )
+
+    def url_for(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"

@@ -1,0 +1,262 @@
+"""TogetherHook: the Airflow connection and both transports, over the shared client core."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow.providers.http.hooks.http import HttpHook
+
+from together_provider._compat import mask_secret
+from together_provider.client import requests as api
+from together_provider.client.call import run_async, run_sync
+from together_provider.client.errors import TogetherError
+from together_provider.client.jsonl import sha256_of
+from together_provider.client.models import BatchJob, TogetherFile
+from together_provider.client.settings import DEFAULT_BASE_URL, ConnectionSettings
+from together_provider.hooks.transports import send_async, send_sync
+
+if TYPE_CHECKING:
+    import aiohttp
+    import requests
+
+T = TypeVar("T")
+
+
+class TogetherHook(HttpHook):
+    """Calls Together AI's Batch and Files API.
+
+    The API key is the connection's password (or ``TOGETHER_API_KEY`` when the password is empty).
+    The host defaults to ``https://api.together.ai``; ``https://api.together.xyz`` and either with
+    ``/v1`` work too. Extras: ``timeout`` (read timeout, seconds, default 60), ``connect_timeout``
+    (default 10), ``max_retries`` (retries after the first attempt, default 4) and ``console_url``
+    (the batch page pattern for the extra link, with ``{batch_id}``).
+
+    Sync methods serve workers; ``a``-prefixed ones serve triggers on the event loop. Call
+    :meth:`aclose` when done with the async side.
+
+    :param together_conn_id: the Airflow connection to use.
+    """
+
+    conn_name_attr = "together_conn_id"
+    default_conn_name = "together_default"
+    conn_type = "together"
+    hook_name = "Together AI"
+    default_host = DEFAULT_BASE_URL
+
+    def __init__(self, together_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(method="GET", http_conn_id=together_conn_id, **kwargs)
+        self.together_conn_id = together_conn_id
+        self._aio_session: aiohttp.ClientSession | None = None
+        self._async_settings: ConnectionSettings | None = None
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["login", "schema", "port"],
+            "relabeling": {"password": "API Key", "host": "Base URL"},
+            "placeholders": {
+                "host": DEFAULT_BASE_URL,
+                "password": "your Together API key (or leave empty to use TOGETHER_API_KEY)",
+                "extra": '{"timeout": 60, "max_retries": 4}',
+            },
+        }
+
+    # ---- settings -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _settings_from(conn: Any, extra: dict[str, Any]) -> ConnectionSettings:
+        settings = ConnectionSettings.from_parts(
+            host=conn.host,
+            schema=conn.schema,
+            port=conn.port,
+            password=conn.password,
+            extra=extra,
+            env=os.environ,
+        )
+        mask_secret(settings.api_key)
+        return settings
+
+    @cached_property
+    def settings(self) -> ConnectionSettings:
+        conn = self.get_connection(self.together_conn_id)
+        return self._settings_from(conn, conn.extra_dejson)
+
+    async def asettings(self) -> ConnectionSettings:
+        """Resolved without blocking the event loop (the connection may live in the metadata DB)."""
+        if self._async_settings is None:
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
+            )
+
+            conn = await get_async_connection(self.together_conn_id, hook=self)
+            extra = await get_async_extra_dejson(conn)
+            self._async_settings = self._settings_from(conn, extra)
+        return self._async_settings
+
+    # ---- sync transport -------------------------------------------------------------------------
+
+    def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: Any = None) -> requests.Session:
+        """A keep-alive session. Extras are settings here, never turned into HTTP headers."""
+        import requests
+
+        session = requests.Session()
+        self.base_url = self.settings.base_url
+        self._configure_session_from_mount_adapters(session)
+        if headers:
+            session.headers.update(headers)
+        return session
+
+    @cached_property
+    def _session(self) -> requests.Session:
+        return self.get_conn()
+
+    def _run(self, request: api.ApiRequest[T]) -> T:
+        settings = self.settings
+        session = self._session
+        return run_sync(request, settings.retry, lambda req: send_sync(session, settings, req))
+
+    def get_batch(self, batch_id: str) -> BatchJob:
+        return self._run(api.get_batch(batch_id))
+
+    def list_batches(self) -> list[BatchJob]:
+        return self._run(api.list_batches())
+
+    def create_batch(
+        self,
+        input_file_id: str,
+        *,
+        endpoint: str = "/v1/chat/completions",
+        completion_window: str | None = None,
+        priority: int | None = None,
+        model_id: str | None = None,
+    ) -> BatchJob:
+        """Create a batch. Retried only where the request provably never reached Together."""
+        created = self._run(
+            api.create_batch(
+                input_file_id,
+                endpoint,
+                completion_window=completion_window,
+                priority=priority,
+                model_id=model_id,
+            )
+        )
+        if created.warning:
+            self.log.warning("Together created batch %s with a warning: %s", created.job.id, created.warning)
+        return created.job
+
+    def cancel_batch(self, batch_id: str) -> BatchJob:
+        return self._run(api.cancel_batch(batch_id))
+
+    def get_file(self, file_id: str) -> TogetherFile:
+        return self._run(api.get_file(file_id))
+
+    def list_files(self) -> list[TogetherFile]:
+        return self._run(api.list_files())
+
+    def delete_file(self, file_id: str) -> bool:
+        return self._run(api.delete_file(file_id))
+
+    def upload_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        file_name: str | None = None,
+        purpose: str = "batch-api",
+        checksum: str | None = None,
+    ) -> TogetherFile:
+        """Upload a file the way Together's own SDK does: ask for a presigned URL, stream the bytes there,
+        then ask Together to process it. The content goes from disk to the wire in chunks, and a file
+        Together already holds (same SHA-256) is reused instead of sent again.
+
+        :param file_name: the name Together records (defaults to the local name; must end in .jsonl).
+        :param checksum: SHA-256 hex of the content when the caller has it already (saves a read).
+        """
+        local = os.fspath(path)
+        if not os.path.isfile(local):
+            raise FileNotFoundError(f"file to upload not found: {local}")
+        target = self._run(
+            api.start_upload(
+                file_name or os.path.basename(local), checksum=checksum or sha256_of(local), purpose=purpose
+            )
+        )
+        if target.already_uploaded:
+            self.log.info(
+                "Together already holds this content as file %s; not uploading it again", target.file_id
+            )
+            return self.get_file(target.file_id)
+        assert target.url is not None
+        self._run(api.put_upload(target.url, local))
+        uploaded = self._run(api.finish_upload(target.file_id))
+        self.log.info("Uploaded %s as Together file %s (%s bytes)", local, uploaded.id, uploaded.bytes)
+        return uploaded
+
+    def download_file(self, file_id: str, path: str | os.PathLike[str]) -> str:
+        """Stream a file's content to ``path``: written to a temporary file beside it, checked against
+        Content-Length, then renamed into place, so ``path`` never holds a partial file.
+
+        :return: the absolute path written.
+        """
+        dest = Path(path).expanduser().resolve()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        os.close(fd)
+        try:
+            size = self._run(api.download_file(file_id, tmp))
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self.log.info("Downloaded Together file %s to %s (%d bytes)", file_id, dest, size)
+        return str(dest)
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            settings = self.settings
+            batches = self.list_batches()
+        except (TogetherError, ValueError) as exc:
+            return False, f"Together API at {self._safe_base_url()} refused the check: {exc}"
+        except Exception as exc:
+            return False, f"Could not check the Together connection: {type(exc).__name__}: {exc}"
+        return True, f"Connected to {settings.base_url}: the API key works ({len(batches)} batches visible)."
+
+    def _safe_base_url(self) -> str:
+        try:
+            return self.settings.base_url
+        except Exception:
+            return "(unresolved base URL)"
+
+    # ---- async transport ------------------------------------------------------------------------
+
+    async def _arun(self, request: api.ApiRequest[T]) -> T:
+        import aiohttp
+
+        settings = await self.asettings()
+        if self._aio_session is None or self._aio_session.closed:
+            self._aio_session = aiohttp.ClientSession()
+        session = self._aio_session
+        return await run_async(
+            request, settings.retry, lambda req: send_async(session, settings, req), asyncio.sleep
+        )
+
+    async def aget_batch(self, batch_id: str) -> BatchJob:
+        return await self._arun(api.get_batch(batch_id))
+
+    async def alist_batches(self) -> list[BatchJob]:
+        return await self._arun(api.list_batches())
+
+    async def acancel_batch(self, batch_id: str) -> BatchJob:
+        return await self._arun(api.cancel_batch(batch_id))
+
+    async def aget_file(self, file_id: str) -> TogetherFile:
+        return await self._arun(api.get_file(file_id))
+
+    async def aclose(self) -> None:
+        if self._aio_session is not None and not self._aio_session.closed:
+            await self._aio_session.close()
+        self._aio_session = None

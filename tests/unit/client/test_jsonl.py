@@ -1,0 +1,146 @@
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+from together_provider.client import jsonl
+from together_provider.client.errors import InputFileError
+from together_provider.client.jsonl import validate_input_file
+
+
+def line(custom_id="r1", model="m", **extra):
+    record = {
+        "custom_id": custom_id,
+        "body": {"model": model, "messages": [{"role": "user", "content": "hi"}]},
+    }
+    record.update(extra)
+    return json.dumps(record)
+
+
+def write(tmp_path, text, name="in.jsonl"):
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def test_valid_file_summary(tmp_path):
+    text = "\n".join(line(f"r{i}", model=f"m{i % 2}") for i in range(5)) + "\n"
+    path = write(tmp_path, text)
+    summary = validate_input_file(path, endpoint="/v1/chat/completions")
+    assert summary.lines == 5
+    assert summary.bytes == len(text)
+    assert summary.sha256 == hashlib.sha256(text.encode()).hexdigest()
+    assert summary.models == {"m0", "m1"}
+
+
+BAD = [
+    ("not json", [line("a"), "{oops"], 2, "not valid JSON"),
+    ("array line", [line("a"), "[1, 2]"], 2, "must be a JSON object"),
+    ("blank line", [line("a"), "", line("b")], 2, "line is empty"),
+    ("missing custom_id", [json.dumps({"body": {"model": "m"}})], 1, "'custom_id' is missing"),
+    (
+        "numeric custom_id",
+        [json.dumps({"custom_id": 5, "body": {"model": "m"}})],
+        1,
+        "'custom_id' is missing",
+    ),
+    ("duplicate custom_id", [line("a"), line("b"), line("a")], 3, "'custom_id' 'a' is used twice"),
+    ("long custom_id", [line("x" * 65)], 1, "65 characters, over the limit of 64"),
+    ("missing body", [json.dumps({"custom_id": "a"})], 1, "'body' is missing"),
+    ("body not object", [json.dumps({"custom_id": "a", "body": "hi"})], 1, "'body' must be a JSON object"),
+    (
+        "missing model",
+        [json.dumps({"custom_id": "a", "body": {"messages": []}})],
+        1,
+        "'body.model' is missing",
+    ),
+    ("no messages", [json.dumps({"custom_id": "a", "body": {"model": "m"}})], 1, "'body.messages' must be"),
+]
+
+
+@pytest.mark.parametrize(("case", "lines", "line_no", "message"), BAD, ids=[b[0] for b in BAD])
+def test_rules_name_line_and_rule(tmp_path, case, lines, line_no, message):
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(InputFileError, match=message) as info:
+        validate_input_file(path, endpoint="/v1/chat/completions")
+    assert info.value.line == line_no
+    assert f"line {line_no}:" in str(info.value)
+
+
+def test_custom_id_of_64_is_fine(tmp_path):
+    assert validate_input_file(write(tmp_path, line("x" * 64) + "\n")).lines == 1
+
+
+def test_non_utf8_line(tmp_path):
+    path = write(tmp_path, line("a").encode() + b"\n" + b'{"custom_id": "\xff\xfe"}\n')
+    with pytest.raises(InputFileError, match="line 2: line is not valid UTF-8"):
+        validate_input_file(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.jsonl", None, "file not found"),
+        ("empty.jsonl", "", "file is empty"),
+        ("data.json", line("a"), "must be JSON Lines"),
+    ],
+)
+def test_file_rules(tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(InputFileError, match=message) as info:
+        validate_input_file(path)
+    assert info.value.line is None
+
+
+def test_line_count_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(jsonl, "MAX_LINES", 3)
+    path = write(tmp_path, "\n".join(line(f"r{i}") for i in range(4)) + "\n")
+    with pytest.raises(InputFileError, match="line 4: more than 3 requests"):
+        validate_input_file(path)
+
+
+def test_real_line_count_limit(tmp_path):
+    path = write(tmp_path, "\n".join(line(f"r{i}") for i in range(50_001)) + "\n")
+    with pytest.raises(InputFileError, match="line 50001: more than 50,000 requests"):
+        validate_input_file(path)
+
+
+def test_file_size_limit(tmp_path):
+    path = tmp_path / "big.jsonl"
+    with open(path, "wb") as handle:
+        handle.truncate(jsonl.MAX_FILE_BYTES + 1)
+    with pytest.raises(InputFileError, match="over the Batch API limit of 104,857,600 bytes"):
+        validate_input_file(path)
+
+
+def test_line_size_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(jsonl, "MAX_LINE_BYTES", 100)
+    path = write(tmp_path, line("a") + "\n" + line("b", pad="y" * 200) + "\n")
+    with pytest.raises(InputFileError, match="line 2: line is over the 100-byte limit"):
+        validate_input_file(path)
+
+
+def test_memory_stays_flat_on_a_large_file(tmp_path):
+    """A ~95 MB file with 50,000 lines validates without reading it whole. Measured in a fresh process,
+    so the peak RSS of earlier tests cannot hide growth."""
+    pad = "z" * 1900
+    path = tmp_path / "large.jsonl"
+    with open(path, "w") as handle:
+        for i in range(50_000):
+            handle.write(line(f"req-{i}", pad=pad) + "\n")
+    probe = (
+        "import resource, sys\n"
+        "from together_provider.client.jsonl import validate_input_file\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "summary = validate_input_file(sys.argv[1])\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(summary.lines, summary.bytes, after - before)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True)
+    lines, size, grown_kb = map(int, out.stdout.split())
+    assert lines == 50_000 and size > 95_000_000
+    assert grown_kb < 30_000, f"peak RSS grew by {grown_kb} KB while validating a {size:,}-byte file"
