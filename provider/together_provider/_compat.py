@@ -18,7 +18,9 @@ from airflow.providers.common.compat.sdk import (
     BaseOperatorLink,
     BaseSensorOperator,
     Context,
+    PokeReturnValue,
     XCom,
+    conf,
     mask_secret,
 )
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -36,7 +38,9 @@ __all__ = [
     "BaseSensorOperator",
     "BaseTrigger",
     "Context",
+    "PokeReturnValue",
     "TriggerEvent",
     "XCom",
+    "conf",
     "mask_secret",
 ]

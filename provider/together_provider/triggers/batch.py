@@ -1,0 +1,180 @@
+"""BatchStatusTrigger: waits for a Together batch in the triggerer, without holding a worker slot."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from together_provider._compat import BaseTrigger, TriggerEvent
+from together_provider.client.errors import APIStatusError, RateLimitError, TogetherError
+from together_provider.client.models import BatchJob
+from together_provider.client.retry import RetryPolicy
+from together_provider.outcome import EVENT_ERROR, EVENT_TIMEOUT
+
+DEFAULT_POLL_INTERVAL = 60.0
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
+# Only its classification is used here: whether waiting can fix an answer (429, 5xx) or not (401, 404).
+_POLICY = RetryPolicy()
+
+
+def batch_event(batch: BatchJob) -> dict[str, Any]:
+    """The one small JSON payload that ends a wait on a finished batch."""
+    return {
+        "status": batch.status.value,
+        "batch_id": batch.id,
+        "output_file_id": batch.output_file_id,
+        "error_file_id": batch.error_file_id,
+        "error": batch.error,
+        "progress": batch.progress,
+    }
+
+
+def _progress_line(batch: BatchJob, first: tuple[float, float] | None, now: float) -> str:
+    line = f"Together batch {batch.id}: {batch.raw_status}"
+    if batch.progress is not None:
+        line += f", {batch.progress:.1f}% done"
+    if first is not None and batch.progress is not None:
+        started, start_progress = first
+        elapsed = now - started
+        rate = (batch.progress - start_progress) / elapsed if elapsed > 0 else 0.0
+        line += f", waited {elapsed:.0f} s"
+        if rate > 0:
+            line += f", roughly {(100.0 - batch.progress) / rate:.0f} s left"
+    return line
+
+
+class BatchStatusTrigger(BaseTrigger):
+    """Polls one batch until it reaches a terminal status, the deadline passes, or polling keeps failing.
+
+    Yields exactly one event and returns. Its kwargs hold no secret: the key is looked up from the
+    connection inside :meth:`run`, without blocking the event loop.
+
+    :param batch_id: the Together batch to wait for.
+    :param together_conn_id: the Airflow connection holding the API key.
+    :param poll_interval: seconds between polls (a little jitter is added so many waits spread out).
+    :param deadline: Unix time at which to give up with a timeout event; kept as wall-clock time so a
+        triggerer restart does not restart the clock. None waits without limit.
+    :param max_consecutive_failures: polls in a row that may fail (after the retry policy's own
+        retries) before the wait ends with an error event.
+    """
+
+    def __init__(
+        self,
+        *,
+        batch_id: str,
+        together_conn_id: str = "together_default",
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        deadline: float | None = None,
+        max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    ) -> None:
+        super().__init__()
+        if not batch_id or not str(batch_id).strip():
+            raise ValueError("batch_id must be a non-empty string")
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval must be greater than 0 seconds, got {poll_interval!r}")
+        self.batch_id = str(batch_id).strip()
+        self.together_conn_id = together_conn_id
+        self.poll_interval = float(poll_interval)
+        self.deadline = None if deadline is None else float(deadline)
+        self.max_consecutive_failures = int(max_consecutive_failures)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "batch_id": self.batch_id,
+                "together_conn_id": self.together_conn_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "max_consecutive_failures": self.max_consecutive_failures,
+            },
+        )
+
+    def _hook(self) -> Any:
+        from together_provider.hooks.together import TogetherHook
+
+        return TogetherHook(together_conn_id=self.together_conn_id)
+
+    def _end(self, status: str, message: str, *, retryable: bool = False) -> TriggerEvent:
+        """A wait that ended without a terminal batch status. ``retryable`` tells the task whether
+        a new try could succeed (polling kept failing) or not (wrong key, unknown batch)."""
+        return TriggerEvent(
+            {
+                "status": status,
+                "batch_id": self.batch_id,
+                "output_file_id": None,
+                "error_file_id": None,
+                "error": message,
+                "progress": None,
+                "retryable": retryable,
+            }
+        )
+
+    def _next_wait(self, now: float, retry_after: float | None = None) -> float:
+        wait = self.poll_interval * random.uniform(0.9, 1.1)
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        if self.deadline is not None:
+            wait = min(wait, max(0.0, self.deadline - now))
+        return wait
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = self._hook()
+        failures = 0
+        first_seen: tuple[float, float] | None = None
+        error: Exception | None = None
+        try:
+            try:
+                await hook.asettings()
+            except Exception as exc:
+                # A missing connection or key: no later poll can fix it.
+                yield self._end(EVENT_ERROR, f"connection {self.together_conn_id!r}: {exc}")
+                return
+            while True:
+                now = time.time()
+                if self.deadline is not None and now >= self.deadline:
+                    yield self._end(
+                        EVENT_TIMEOUT, f"Together batch {self.batch_id} did not finish before the deadline"
+                    )
+                    return
+                retry_after = None
+                try:
+                    batch = await hook.aget_batch(self.batch_id)
+                except TogetherError as exc:
+                    if isinstance(exc, APIStatusError) and not _POLICY.is_retryable(exc):
+                        yield self._end(EVENT_ERROR, str(exc))
+                        return
+                    failures += 1
+                    error = exc
+                    retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
+                else:
+                    failures = 0
+                    now = time.time()
+                    if first_seen is None and batch.progress is not None:
+                        first_seen = (now, batch.progress)
+                    self.log.info(_progress_line(batch, first_seen, now))
+                    if batch.status.is_terminal:
+                        yield TriggerEvent(batch_event(batch))
+                        return
+                if failures:
+                    if failures >= self.max_consecutive_failures:
+                        yield self._end(
+                            EVENT_ERROR,
+                            f"polling Together batch {self.batch_id} failed {failures} times in a row; "
+                            f"last error: {error}",
+                            retryable=True,
+                        )
+                        return
+                    self.log.warning(
+                        "Polling Together batch %s failed (%d of %d allowed in a row): %s",
+                        self.batch_id,
+                        failures,
+                        self.max_consecutive_failures,
+                        error,
+                    )
+                await asyncio.sleep(self._next_wait(time.time(), retry_after))
+        finally:
+            await hook.aclose()

@@ -1,0 +1,168 @@
+"""BatchStatusTrigger against the emulator: one event then stop, faults ridden out, deadline, a free loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+
+import pytest
+
+from together_provider.hooks.together import TogetherHook
+from together_provider.triggers.batch import BatchStatusTrigger
+
+from ..conftest import TEST_KEY
+from .test_hook import write_requests
+
+
+@pytest.fixture
+def make_batch(together_conn, tmp_path):
+    hook = TogetherHook(together_conn_id=together_conn)
+    counter = iter(range(10_000))
+
+    def make(model="test/model", n=2):
+        src = write_requests(tmp_path / f"t{next(counter)}.jsonl", n=n, model=model)
+        return hook.create_batch(hook.upload_file(src).id).id
+
+    return make
+
+
+async def collect(trigger, limit=30.0):
+    """Every event the trigger yields, and whether its generator ended by itself."""
+    events = []
+    gen = trigger.run()
+    async with asyncio.timeout(limit):
+        async for event in gen:
+            events.append(event.payload)
+    return events
+
+
+def test_serialize_round_trip_holds_no_secret():
+    trigger = BatchStatusTrigger(batch_id="b-1", together_conn_id="c", poll_interval=5, deadline=1234.5)
+    path, kwargs = trigger.serialize()
+    assert path == "together_provider.triggers.batch.BatchStatusTrigger"
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    assert kwargs == {
+        "batch_id": "b-1",
+        "together_conn_id": "c",
+        "poll_interval": 5.0,
+        "deadline": 1234.5,
+        "max_consecutive_failures": 5,
+    }
+    again = BatchStatusTrigger(**kwargs)
+    assert again.serialize() == (path, kwargs)
+    assert TEST_KEY not in json.dumps(kwargs)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"batch_id": " "}, "batch_id"), ({"batch_id": "b", "poll_interval": 0}, "poll_interval")])
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        BatchStatusTrigger(**kwargs)
+
+
+def test_one_event_then_stop_on_completion(make_batch):
+    batch_id = make_batch()
+    events = asyncio.run(collect(BatchStatusTrigger(batch_id=batch_id, poll_interval=0.1)))
+    assert len(events) == 1
+    event = events[0]
+    assert event["status"] == "COMPLETED" and event["batch_id"] == batch_id
+    assert event["output_file_id"] and event["error_file_id"] is None and event["progress"] == 100.0
+    assert set(event) == {"status", "batch_id", "output_file_id", "error_file_id", "error", "progress"}
+
+
+@pytest.mark.parametrize(("model", "status"), [("emulator/batch-fail", "FAILED"), ("emulator/batch-expire", "EXPIRED")])
+def test_failed_statuses_are_events_too(make_batch, model, status):
+    events = asyncio.run(collect(BatchStatusTrigger(batch_id=make_batch(model=model), poll_interval=0.1)))
+    assert [e["status"] for e in events] == [status]
+    assert events[0]["error"]
+
+
+def test_transient_errors_ridden_out(make_batch, emu):
+    batch_id = make_batch()
+    path = f"^/v1/batches/{batch_id}$"
+    emu.set_faults(
+        {"path": path, "kind": "status", "status": 429, "retry_after": "0.2", "times": 1},
+        {"path": path, "kind": "status", "status": 503, "times": 1, "after": 1},
+        {"path": path, "kind": "drop", "times": 1, "after": 2},
+        {"path": path, "kind": "malformed", "times": 1, "after": 3},
+    )
+    events = asyncio.run(collect(BatchStatusTrigger(batch_id=batch_id, poll_interval=0.1)))
+    assert [e["status"] for e in events] == ["COMPLETED"]
+    assert len(emu.requests_log(path=f"/v1/batches/{batch_id}")) >= 5
+
+
+def test_gives_up_after_consecutive_failures(make_batch, emu, monkeypatch):
+    batch_id = make_batch()
+    from ..conftest import connection_uri_env
+
+    monkeypatch.setenv("AIRFLOW_CONN_TOGETHER_DEFAULT", connection_uri_env(emu.url, max_retries=0))
+    emu.set_faults({"path": f"^/v1/batches/{batch_id}$", "kind": "status", "status": 500, "times": 100})
+    trigger = BatchStatusTrigger(batch_id=batch_id, poll_interval=0.05, max_consecutive_failures=3)
+    events = asyncio.run(collect(trigger))
+    assert len(events) == 1 and events[0]["status"] == "ERROR" and events[0]["retryable"] is True
+    assert "3 times in a row" in events[0]["error"]
+    assert len(emu.requests_log(path=f"/v1/batches/{batch_id}")) == 3
+
+
+def test_unknown_batch_ends_at_once(together_conn, emu):
+    events = asyncio.run(collect(BatchStatusTrigger(batch_id="no-such-batch", poll_interval=0.1)))
+    assert len(events) == 1 and events[0]["status"] == "ERROR" and events[0]["retryable"] is False
+    assert "404" in events[0]["error"]
+    assert len(emu.requests_log()) == 1
+
+
+def test_missing_connection_ends_with_error(monkeypatch):
+    events = asyncio.run(collect(BatchStatusTrigger(batch_id="b", together_conn_id="nope_not_there")))
+    assert len(events) == 1 and events[0]["status"] == "ERROR" and "nope_not_there" in events[0]["error"]
+
+
+def test_deadline_is_wall_clock(make_batch):
+    batch_id = make_batch(model="emulator/never-finish")
+    started = time.monotonic()
+    events = asyncio.run(collect(BatchStatusTrigger(batch_id=batch_id, poll_interval=5, deadline=time.time() + 0.5)))
+    assert [e["status"] for e in events] == ["TIMEOUT"]
+    assert time.monotonic() - started < 3.0
+
+
+def test_deadline_already_passed_polls_nothing(emu, together_conn):
+    events = asyncio.run(collect(BatchStatusTrigger(batch_id="b", deadline=time.time() - 1)))
+    assert [e["status"] for e in events] == ["TIMEOUT"]
+    assert emu.requests_log(path="/v1/batches/b") == []
+
+
+def test_run_never_blocks_the_loop(make_batch, emu):
+    """100 triggers poll an emulator that answers after 200 ms; a 10 ms heartbeat stays on time."""
+    batch_ids = [make_batch(model="emulator/never-finish", n=1) for _ in range(100)]
+    emu.set_clock(latency_ms=200)
+
+    async def scenario():
+        lags = []
+        stop = asyncio.Event()
+
+        async def heartbeat():
+            while not stop.is_set():
+                before = time.perf_counter()
+                await asyncio.sleep(0.01)
+                lags.append(time.perf_counter() - before - 0.01)
+
+        beat = asyncio.create_task(heartbeat())
+        deadline = time.time() + 2.5
+        results = await asyncio.gather(
+            *(collect(BatchStatusTrigger(batch_id=b, poll_interval=0.3, deadline=deadline)) for b in batch_ids)
+        )
+        stop.set()
+        await beat
+        return lags, results
+
+    try:
+        lags, results = asyncio.run(scenario())
+    finally:
+        emu.set_clock(latency_ms=0)
+    assert all([e["status"] for e in events] == ["TIMEOUT"] for events in results)
+    polls = sum(len(emu.requests_log(path=f"/v1/batches/{b}")) for b in batch_ids)
+    assert polls >= 300
+    lags.sort()
+    p99 = lags[int(len(lags) * 0.99)]
+    print(f"heartbeat lag over {len(lags)} beats: median {statistics.median(lags) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms; {polls} polls")
+    assert p99 < 0.1, f"event loop blocked: p99 heartbeat lag {p99 * 1000:.0f} ms"
