@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -20,7 +21,12 @@ os.environ.setdefault("AIRFLOW_HOME", str(_HOME))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_HOME}/airflow.db")
-os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
+# dag.test() runs only DAGs found in a bundle: the examples and the test DAGs are copied into one.
+_DAGS = _HOME / "dags"
+shutil.copytree(ROOT / "dags", _DAGS, ignore=shutil.ignore_patterns("__pycache__"))
+for _file in (ROOT / "tests" / "dag_files").glob("*.py"):
+    shutil.copy(_file, _DAGS / _file.name)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_DAGS)
 os.environ.pop("TOGETHER_API_KEY", None)
 os.environ.pop("TOGETHER_BASE_URL", None)
 
@@ -60,5 +66,20 @@ def airflow_db():
     """A migrated metadata DB, for dag.test() runs."""
     from airflow.utils import db
 
-    db.resetdb() if hasattr(db, "resetdb") else db.initdb()
-    return True
+    db.resetdb()
+    return _DAGS
+
+
+def load_dag(dags_folder: Path, file_name: str, dag_id: str):
+    """Import a DAG from the bundle copy, so its file location is inside the bundle dag.test() syncs."""
+    import importlib.util
+
+    path = dags_folder / file_name
+    spec = importlib.util.spec_from_file_location(f"bundle_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for value in vars(module).values():
+        if getattr(value, "dag_id", None) == dag_id and hasattr(value, "test"):
+            return value
+    raise LookupError(f"no DAG {dag_id!r} in {path}")

@@ -80,7 +80,10 @@ def test_same_content_is_not_uploaded_twice(hook, emu, tmp_path):
 
 
 def test_request_errors_give_an_error_file(hook, emu, tmp_path):
-    bad = {"custom_id": "bad", "body": {"model": "emulator/request-error", "messages": [{"role": "user", "content": "x"}]}}
+    bad = {
+        "custom_id": "bad",
+        "body": {"model": "emulator/request-error", "messages": [{"role": "user", "content": "x"}]},
+    }
     src = write_requests(tmp_path / "mixed.jsonl", n=2, extra_lines=[bad])
     done = wait_terminal(hook, hook.create_batch(hook.upload_file(src).id).id)
     assert done.status is BatchStatus.COMPLETED and done.output_file_id and done.error_file_id
@@ -125,7 +128,16 @@ def test_unknown_batch_fails_at_once(hook, emu):
 
 
 def test_retry_after_is_honoured_and_counted(hook, emu):
-    emu.set_faults({"method": "GET", "path": "^/v1/batches$", "kind": "status", "status": 429, "retry_after": "1", "times": 2})
+    emu.set_faults(
+        {
+            "method": "GET",
+            "path": "^/v1/batches$",
+            "kind": "status",
+            "status": 429,
+            "retry_after": "1",
+            "times": 2,
+        }
+    )
     started = time.monotonic()
     hook.list_batches()
     elapsed = time.monotonic() - started
@@ -203,7 +215,9 @@ def test_key_from_environment_when_password_empty(emu, monkeypatch):
 
 
 def test_missing_key_names_both_places(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_TOGETHER_NOKEY", json.dumps({"conn_type": "together", "host": "http://x"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TOGETHER_NOKEY", json.dumps({"conn_type": "together", "host": "http://x"})
+    )
     with pytest.raises(ValueError, match="password field .* TOGETHER_API_KEY"):
         TogetherHook(together_conn_id="together_nokey").settings
 

@@ -55,7 +55,10 @@ def test_serialize_round_trip_holds_no_secret():
     assert TEST_KEY not in json.dumps(kwargs)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [({"batch_id": " "}, "batch_id"), ({"batch_id": "b", "poll_interval": 0}, "poll_interval")])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"batch_id": " "}, "batch_id"), ({"batch_id": "b", "poll_interval": 0}, "poll_interval")],
+)
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         BatchStatusTrigger(**kwargs)
@@ -71,7 +74,9 @@ def test_one_event_then_stop_on_completion(make_batch):
     assert set(event) == {"status", "batch_id", "output_file_id", "error_file_id", "error", "progress"}
 
 
-@pytest.mark.parametrize(("model", "status"), [("emulator/batch-fail", "FAILED"), ("emulator/batch-expire", "EXPIRED")])
+@pytest.mark.parametrize(
+    ("model", "status"), [("emulator/batch-fail", "FAILED"), ("emulator/batch-expire", "EXPIRED")]
+)
 def test_failed_statuses_are_events_too(make_batch, model, status):
     events = asyncio.run(collect(BatchStatusTrigger(batch_id=make_batch(model=model), poll_interval=0.1)))
     assert [e["status"] for e in events] == [status]
@@ -120,7 +125,9 @@ def test_missing_connection_ends_with_error(monkeypatch):
 def test_deadline_is_wall_clock(make_batch):
     batch_id = make_batch(model="emulator/never-finish")
     started = time.monotonic()
-    events = asyncio.run(collect(BatchStatusTrigger(batch_id=batch_id, poll_interval=5, deadline=time.time() + 0.5)))
+    events = asyncio.run(
+        collect(BatchStatusTrigger(batch_id=batch_id, poll_interval=5, deadline=time.time() + 0.5))
+    )
     assert [e["status"] for e in events] == ["TIMEOUT"]
     assert time.monotonic() - started < 3.0
 
@@ -149,7 +156,10 @@ def test_run_never_blocks_the_loop(make_batch, emu):
         beat = asyncio.create_task(heartbeat())
         deadline = time.time() + 2.5
         results = await asyncio.gather(
-            *(collect(BatchStatusTrigger(batch_id=b, poll_interval=0.3, deadline=deadline)) for b in batch_ids)
+            *(
+                collect(BatchStatusTrigger(batch_id=b, poll_interval=0.3, deadline=deadline))
+                for b in batch_ids
+            )
         )
         stop.set()
         await beat
@@ -164,5 +174,7 @@ def test_run_never_blocks_the_loop(make_batch, emu):
     assert polls >= 300
     lags.sort()
     p99 = lags[int(len(lags) * 0.99)]
-    print(f"heartbeat lag over {len(lags)} beats: median {statistics.median(lags) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms; {polls} polls")
+    print(
+        f"heartbeat lag over {len(lags)} beats: median {statistics.median(lags) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms; {polls} polls"
+    )
     assert p99 < 0.1, f"event loop blocked: p99 heartbeat lag {p99 * 1000:.0f} ms"

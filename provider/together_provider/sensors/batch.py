@@ -8,7 +8,13 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from together_provider._compat import BaseSensorOperator, Context
+from together_provider._compat import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    Context,
+)
 from together_provider.links import TogetherBatchLink
 from together_provider.outcome import finish_wait
 from together_provider.waiting import MIN_DEFAULT_TIMEOUT, default_timeout, push_batch_url
@@ -90,7 +96,14 @@ class BatchCompletionSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        outcome = self._check(context)
+        try:
+            outcome = self._check(context)
+        except (AirflowFailException, AirflowSensorTimeout) as exc:
+            # A batch that had already ended when the sensor started: the base class applies
+            # soft_fail only around poke() and resumed methods, so apply it here too.
+            if self.soft_fail:
+                raise AirflowSkipException(f"soft_fail is set: {exc}") from exc
+            raise
         if outcome is not None:
             return outcome
         from together_provider.triggers.batch import BatchStatusTrigger

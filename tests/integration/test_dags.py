@@ -1,0 +1,158 @@
+"""dag.test() runs against the emulator: every outcome, deferrable (trigger run in-process) and not."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from together_provider.hooks.together import TogetherHook
+
+from ..conftest import load_dag
+from .test_hook import write_requests
+
+MODES = ["deferrable", "poke"]
+
+
+@pytest.fixture
+def run_dag(airflow_db, together_conn, tmp_path):
+    def run(dag_id, model="test/model", n=3, extra_lines=(), file="together_outcomes.py"):
+        src = write_requests(tmp_path / f"{dag_id}.jsonl", n=n, model=model, extra_lines=extra_lines)
+        report = tmp_path / f"{dag_id}.report.json"
+        dag = load_dag(airflow_db, file, dag_id)
+        dag_run = dag.test(run_conf={"input": str(src), "report": str(report)})
+        tis = {ti.task_id: ti for ti in dag_run.get_task_instances()}
+        got = json.loads(report.read_text()) if report.exists() else None
+        return dag_run, tis, got
+
+    return run
+
+
+def state(ti):
+    return str(getattr(ti.state, "value", ti.state))
+
+
+@pytest.mark.parametrize("mode", MODES + ["reschedule"])
+def test_completed_downstream_gets_file_ids(run_dag, mode):
+    dag_run, tis, got = run_dag(f"together_plain_{mode}")
+    assert state(tis["wait"]) == "success" and state(dag_run) == "success"
+    assert got["status"] == "COMPLETED" and got["output_file_id"] and got["error_file_id"] is None
+    assert got["return_value"]["output_file_id"] == got["output_file_id"]
+    assert got["batch_id"] == got["return_value"]["batch_id"]
+
+
+REQUEST_ERROR = {
+    "custom_id": "broken",
+    "body": {"model": "emulator/request-error", "messages": [{"role": "user", "content": "x"}]},
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_completed_with_request_errors(run_dag, mode):
+    dag_run, tis, got = run_dag(f"together_plain_{mode}", extra_lines=[REQUEST_ERROR])
+    assert state(tis["wait"]) == "success"
+    assert got["output_file_id"] and got["error_file_id"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_request_errors_fail_when_asked(run_dag, mode):
+    dag_run, tis, got = run_dag(f"together_strict_{mode}", extra_lines=[REQUEST_ERROR])
+    assert state(tis["wait"]) == "failed" and tis["wait"].try_number == 1
+    assert got["error_file_id"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("model", "status"), [("emulator/batch-fail", "FAILED"), ("emulator/batch-expire", "EXPIRED")]
+)
+def test_failed_and_expired_fail_without_retries(run_dag, mode, model, status, capsys):
+    dag_run, tis, got = run_dag(f"together_plain_{mode}", model=model)
+    assert state(tis["wait"]) == "failed"
+    assert tis["wait"].try_number == 1 and tis["wait"].max_tries == 2
+    assert got["status"] == status
+    assert f"Together batch {got['batch_id']} ended {status}: emulator:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cancelled_fails_without_retries(run_dag, emu, mode):
+    """Someone cancels the batch (in Together's console, say) while the sensor waits."""
+    hook = TogetherHook()
+    known = {b.id for b in hook.list_batches()}
+    stop = threading.Event()
+
+    def cancel_when_seen():
+        while not stop.is_set():
+            fresh = [b for b in hook.list_batches() if b.id not in known]
+            if fresh:
+                time.sleep(0.5)
+                hook.cancel_batch(fresh[0].id)
+                return
+            time.sleep(0.1)
+
+    canceller = threading.Thread(target=cancel_when_seen, daemon=True)
+    canceller.start()
+    try:
+        dag_run, tis, got = run_dag(f"together_plain_{mode}", model="emulator/never-finish")
+    finally:
+        stop.set()
+        canceller.join(5)
+    assert state(tis["wait"]) == "failed" and tis["wait"].try_number == 1
+    assert got["status"] == "CANCELLED"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_soft_fail_skips(run_dag, mode):
+    dag_run, tis, got = run_dag(f"together_soft_{mode}", model="emulator/batch-fail")
+    assert state(tis["wait"]) == "skipped"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_timeout(run_dag, mode, capsys):
+    dag_run, tis, got = run_dag(f"together_timeout_{mode}", model="emulator/never-finish")
+    assert state(tis["wait"]) == "failed"
+    assert "timed out" in capsys.readouterr().out.lower()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_submit_and_wait_same_outcomes(run_dag, mode):
+    _, tis, got = run_dag(f"together_submit_and_wait_{mode}")
+    assert state(tis["wait"]) == "success"
+    assert got["status"] == "COMPLETED" and got["output_file_id"] and got["return_value"] == got["batch_id"]
+    _, tis, got = run_dag(f"together_submit_and_wait_{mode}", model="emulator/batch-expire")
+    assert state(tis["wait"]) == "failed" and tis["wait"].try_number == 1 and got["status"] == "EXPIRED"
+
+
+def test_example_dag_end_to_end(airflow_db, together_conn, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("TOGETHER_EXAMPLE_POLL_INTERVAL", "0.2")
+    monkeypatch.setenv("TOGETHER_EXAMPLE_OUTPUT_DIR", str(tmp_path))
+    dag = load_dag(airflow_db, "example_together_batch.py", "example_together_batch")
+    dag_run = dag.test()
+    assert {ti.task_id: state(ti) for ti in dag_run.get_task_instances()} == {
+        "submit_batch": "success",
+        "wait_for_batch": "success",
+        "download_output": "success",
+        "summarize": "success",
+    }
+    out = capsys.readouterr().out
+    assert "Together batch results: 6 answers, 0 failed requests" in out
+    assert "question-1: Emulated answer to: What is the capital of France?" in out
+    assert len(list(tmp_path.glob("*/output.jsonl"))) == 1
+
+
+@pytest.mark.parametrize("outcome", ["fail", "expire"])
+def test_failure_example_dag(airflow_db, together_conn, monkeypatch, outcome):
+    monkeypatch.setenv("TOGETHER_EXAMPLE_POLL_INTERVAL", "0.2")
+    dag = load_dag(airflow_db, "example_together_batch_failures.py", "example_together_batch_failures")
+    dag_run = dag.test(run_conf={"outcome": outcome})
+    states = {ti.task_id: state(ti) for ti in dag_run.get_task_instances()}
+    assert states == {
+        "make_input": "success",
+        "submit_batch": "success",
+        "wait_strict": "failed",
+        "wait_soft": "skipped",
+        "report_partial_results": "success",
+        "fail_run_if_batch_failed": "failed",
+    }
+    assert state(dag_run) == "failed"
