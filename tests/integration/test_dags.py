@@ -34,7 +34,7 @@ def state(ti):
     return str(getattr(ti.state, "value", ti.state))
 
 
-@pytest.mark.parametrize("mode", MODES + ["reschedule"])
+@pytest.mark.parametrize("mode", [*MODES, "reschedule"])
 def test_completed_downstream_gets_file_ids(run_dag, mode):
     dag_run, tis, got = run_dag(f"together_plain_{mode}")
     assert state(tis["wait"]) == "success" and state(dag_run) == "success"
@@ -51,14 +51,14 @@ REQUEST_ERROR = {
 
 @pytest.mark.parametrize("mode", MODES)
 def test_completed_with_request_errors(run_dag, mode):
-    dag_run, tis, got = run_dag(f"together_plain_{mode}", extra_lines=[REQUEST_ERROR])
+    _dag_run, tis, got = run_dag(f"together_plain_{mode}", extra_lines=[REQUEST_ERROR])
     assert state(tis["wait"]) == "success"
     assert got["output_file_id"] and got["error_file_id"]
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_request_errors_fail_when_asked(run_dag, mode):
-    dag_run, tis, got = run_dag(f"together_strict_{mode}", extra_lines=[REQUEST_ERROR])
+    _dag_run, tis, got = run_dag(f"together_strict_{mode}", extra_lines=[REQUEST_ERROR])
     assert state(tis["wait"]) == "failed" and tis["wait"].try_number == 1
     assert got["error_file_id"]
 
@@ -68,7 +68,7 @@ def test_request_errors_fail_when_asked(run_dag, mode):
     ("model", "status"), [("emulator/batch-fail", "FAILED"), ("emulator/batch-expire", "EXPIRED")]
 )
 def test_failed_and_expired_fail_without_retries(run_dag, mode, model, status, capsys):
-    dag_run, tis, got = run_dag(f"together_plain_{mode}", model=model)
+    _dag_run, tis, got = run_dag(f"together_plain_{mode}", model=model)
     assert state(tis["wait"]) == "failed"
     assert tis["wait"].try_number == 1 and tis["wait"].max_tries == 2
     assert got["status"] == status
@@ -94,7 +94,7 @@ def test_cancelled_fails_without_retries(run_dag, emu, mode):
     canceller = threading.Thread(target=cancel_when_seen, daemon=True)
     canceller.start()
     try:
-        dag_run, tis, got = run_dag(f"together_plain_{mode}", model="emulator/never-finish")
+        _dag_run, tis, got = run_dag(f"together_plain_{mode}", model="emulator/never-finish")
     finally:
         stop.set()
         canceller.join(5)
@@ -104,13 +104,13 @@ def test_cancelled_fails_without_retries(run_dag, emu, mode):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_soft_fail_skips(run_dag, mode):
-    dag_run, tis, got = run_dag(f"together_soft_{mode}", model="emulator/batch-fail")
+    _dag_run, tis, _got = run_dag(f"together_soft_{mode}", model="emulator/batch-fail")
     assert state(tis["wait"]) == "skipped"
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_timeout(run_dag, mode, capsys):
-    dag_run, tis, got = run_dag(f"together_timeout_{mode}", model="emulator/never-finish")
+    _dag_run, tis, _got = run_dag(f"together_timeout_{mode}", model="emulator/never-finish")
     assert state(tis["wait"]) == "failed"
     assert "timed out" in capsys.readouterr().out.lower()
 

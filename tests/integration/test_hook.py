@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from pathlib import Path
 
 import pytest
 
@@ -64,7 +65,7 @@ def test_full_cycle_upload_create_wait_download(hook, emu, tmp_path):
     assert done.status is BatchStatus.COMPLETED and done.output_file_id and done.error_file_id is None
 
     out = hook.download_file(done.output_file_id, tmp_path / "nested" / "out.jsonl")
-    lines = [json.loads(x) for x in open(out)]
+    lines = [json.loads(x) for x in Path(out).read_text().splitlines()]
     assert sorted(x["custom_id"] for x in lines) == ["r0", "r1", "r2", "r3"]
     assert all(x["response"]["status_code"] == 200 for x in lines)
     assert not [p for p in (tmp_path / "nested").iterdir() if p.name.endswith(".part")]
@@ -87,7 +88,8 @@ def test_request_errors_give_an_error_file(hook, emu, tmp_path):
     src = write_requests(tmp_path / "mixed.jsonl", n=2, extra_lines=[bad])
     done = wait_terminal(hook, hook.create_batch(hook.upload_file(src).id).id)
     assert done.status is BatchStatus.COMPLETED and done.output_file_id and done.error_file_id
-    errors = [json.loads(x) for x in open(hook.download_file(done.error_file_id, tmp_path / "err.jsonl"))]
+    err_path = hook.download_file(done.error_file_id, tmp_path / "err.jsonl")
+    errors = [json.loads(x) for x in Path(err_path).read_text().splitlines()]
     assert [e["custom_id"] for e in errors] == ["bad"] and errors[0]["error"]["message"]
 
 
@@ -218,8 +220,8 @@ def test_missing_key_names_both_places(monkeypatch):
     monkeypatch.setenv(
         "AIRFLOW_CONN_TOGETHER_NOKEY", json.dumps({"conn_type": "together", "host": "http://x"})
     )
-    with pytest.raises(ValueError, match="password field .* TOGETHER_API_KEY"):
-        TogetherHook(together_conn_id="together_nokey").settings
+    with pytest.raises(ValueError, match=r"password field .* TOGETHER_API_KEY"):
+        _ = TogetherHook(together_conn_id="together_nokey").settings
 
 
 def test_test_connection_reports_in_words(hook, emu, monkeypatch):

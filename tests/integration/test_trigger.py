@@ -175,6 +175,7 @@ def test_run_never_blocks_the_loop(make_batch, emu):
     lags.sort()
     p99 = lags[int(len(lags) * 0.99)]
     print(
-        f"heartbeat lag over {len(lags)} beats: median {statistics.median(lags) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms; {polls} polls"
+        f"heartbeat lag over {len(lags)} beats: median {statistics.median(lags) * 1000:.1f} ms, "
+        f"p99 {p99 * 1000:.1f} ms; {polls} polls"
     )
     assert p99 < 0.1, f"event loop blocked: p99 heartbeat lag {p99 * 1000:.0f} ms"
