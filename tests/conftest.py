@@ -19,7 +19,6 @@ if str(ROOT / "provider") not in sys.path:
 _HOME = Path(tempfile.mkdtemp(prefix="together-provider-tests-"))
 os.environ.setdefault("AIRFLOW_HOME", str(_HOME))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_HOME}/airflow.db")
 # dag.test() runs only DAGs found in a bundle: the examples and the test DAGs are copied into one.
 _DAGS = _HOME / "dags"
