@@ -32,6 +32,7 @@ def _report_task():
             for key in ("batch_id", "status", "output_file_id", "error_file_id")
         }
         got["return_value"] = ti.xcom_pull(task_ids="wait")
+        got["batch_url"] = ti.xcom_pull(task_ids="wait", key="batch_url")
         with open(context["params"]["report"], "w") as handle:
             json.dump(got, handle)
 

@@ -27,6 +27,7 @@ def run_dag(airflow_db, together_conn, tmp_path):
         got = json.loads(report.read_text()) if report.exists() else None
         return dag_run, tis, got
 
+    run.dags_folder = airflow_db
     return run
 
 
@@ -41,6 +42,17 @@ def test_completed_downstream_gets_file_ids(run_dag, mode):
     assert got["status"] == "COMPLETED" and got["output_file_id"] and got["error_file_id"] is None
     assert got["return_value"]["output_file_id"] == got["output_file_id"]
     assert got["batch_id"] == got["return_value"]["batch_id"]
+    assert got["batch_url"] == f"https://api.together.ai/batches/{got['batch_id']}"
+
+
+def test_bad_input_file_fails_fast_without_upload(run_dag, emu, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"custom_id": "a", "body": {"model": "m", "messages": [1]}}\n{"custom_id": "a"\n')
+    dag = load_dag(run_dag.dags_folder, "together_outcomes.py", "together_plain_poke")
+    dag_run = dag.test(run_conf={"input": str(bad), "report": str(tmp_path / "r.json")})
+    submit = next(ti for ti in dag_run.get_task_instances() if ti.task_id == "submit")
+    assert state(submit) == "failed" and submit.try_number == 1
+    assert emu.requests_log(method="POST") == []
 
 
 REQUEST_ERROR = {
