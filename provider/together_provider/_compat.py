@@ -6,6 +6,8 @@ common-compat provider does the path lookups; this module only adds what it lack
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.providers.common.compat.sdk import (
     AIRFLOW_V_3_0_PLUS,
     AIRFLOW_V_3_3_PLUS,
@@ -25,6 +27,46 @@ from airflow.providers.common.compat.sdk import (
 )
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+
+async def task_instance_state(ti: Any) -> str | None:
+    """The current state of a trigger's task instance, or None when it cannot be known.
+
+    Used only before Airflow 3.3 (which has ``BaseTrigger.on_kill``), to tell a user's kill from a
+    triggerer restart. Run in a thread: both lookups below are synchronous.
+    """
+    if ti is None:
+        return None
+    from asgiref.sync import sync_to_async
+
+    def lookup() -> str | None:
+        if AIRFLOW_V_3_0_PLUS:
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+            states = RuntimeTaskInstance.get_task_states(
+                dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
+            )
+            found = states.get(ti.run_id, {})
+            key = ti.task_id if ti.map_index in (None, -1) else f"{ti.task_id}_{ti.map_index}"
+            value = found.get(key)
+        else:
+            from airflow.models.taskinstance import TaskInstance
+            from airflow.utils.session import create_session
+
+            with create_session() as session:
+                row = (
+                    session.query(TaskInstance.state)
+                    .filter_by(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index)
+                    .one_or_none()
+                )
+                value = row[0] if row else None
+        return None if value is None else str(getattr(value, "value", value))
+
+    try:
+        return await sync_to_async(lookup)()
+    except Exception:
+        return None
+
+
 __all__ = [
     "AIRFLOW_V_3_0_PLUS",
     "AIRFLOW_V_3_3_PLUS",
@@ -43,4 +85,5 @@ __all__ = [
     "XCom",
     "conf",
     "mask_secret",
+    "task_instance_state",
 ]

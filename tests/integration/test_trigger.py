@@ -49,6 +49,7 @@ def test_serialize_round_trip_holds_no_secret():
         "poll_interval": 5.0,
         "deadline": 1234.5,
         "max_consecutive_failures": 5,
+        "cancel_on_kill": False,
     }
     again = BatchStatusTrigger(**kwargs)
     assert again.serialize() == (path, kwargs)

@@ -15,9 +15,33 @@ from together_provider.outcome import EVENT_TIMEOUT, finish_wait
 from together_provider.waiting import default_timeout, push_batch_url
 
 if TYPE_CHECKING:
+    from together_provider.client.models import BatchJob
     from together_provider.hooks.together import TogetherHook
 
 DEFAULT_ENDPOINT = "/v1/chat/completions"
+# Renaming this breaks resumption of tasks in flight during an upgrade: their stores hold this key.
+STATE_BATCH_ID = "together_batch_id"
+
+
+def _task_state_store(context: Any) -> Any:
+    """Airflow 3.3+ keeps a per-task-instance store that survives retries; older versions have none."""
+    try:
+        return context.get("task_state_store")
+    except Exception:
+        return None
+
+
+def cancel_quietly(hook: Any, batch_id: str, log: Any) -> None:
+    """Cancel on the way out of a killed task: log, never raise over the kill itself."""
+    from together_provider.client.errors import TogetherError
+
+    try:
+        batch = hook.cancel_batch(batch_id)
+        log.info(
+            "Cancelled Together batch %s (now %s) because the task was killed", batch_id, batch.raw_status
+        )
+    except TogetherError as exc:
+        log.warning("Could not cancel Together batch %s after the task was killed: %s", batch_id, exc)
 
 
 @contextlib.contextmanager
@@ -173,6 +197,10 @@ class SubmitBatchOperator(_TogetherOperator):
     :param poll_interval: seconds between status checks while waiting.
     :param timeout: seconds to wait in all (default: the sensor default, at least 72 h).
     :param fail_on_request_errors: fail when a completed batch has an error file.
+    :param force_new: always create a new batch, even when an earlier try of this task instance
+        already submitted one (by default a retry, a clear or a worker crash reuses that batch).
+    :param cancel_on_kill: cancel the batch when the task is killed or marked failed, also while its
+        wait is deferred (this operator owns the batch it created).
     :param together_conn_id: the Airflow connection with the Together API key.
     """
 
@@ -200,6 +228,8 @@ class SubmitBatchOperator(_TogetherOperator):
         timeout: float | None = None,
         fail_on_request_errors: bool = False,
         max_consecutive_failures: int = 5,
+        force_new: bool = False,
+        cancel_on_kill: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -219,43 +249,118 @@ class SubmitBatchOperator(_TogetherOperator):
         self.timeout = timeout if timeout is not None else default_timeout()
         self.fail_on_request_errors = fail_on_request_errors
         self.max_consecutive_failures = max_consecutive_failures
+        self.force_new = force_new
+        self.cancel_on_kill = cancel_on_kill
+        self._batch_id: str | None = None
 
-    def _input_file_id(self) -> str:
+    def _submit_or_reuse(self, context: Context) -> BatchJob:
+        """Create the batch, unless an earlier try of this task instance already did."""
+        from together_provider import resubmission
         from together_provider.client.jsonl import validate_input_file
 
-        file_id = _clean_id(self.input_file_id)
-        if file_id is not None:
-            return file_id
-        if not self.input_file_path or not str(self.input_file_path).strip():
-            raise ValueError("input_file_path is empty: give the path of the JSONL file to submit")
-        summary = validate_input_file(self.input_file_path, endpoint=self.endpoint)
-        self.log.info(
-            "Validated %s: %d requests, %d bytes, models %s",
-            summary.path,
-            summary.lines,
-            summary.bytes,
-            sorted(summary.models),
-        )
-        return self.hook.upload_file(summary.path, checksum=summary.sha256).id
+        store = _task_state_store(context)
+        if store is not None and not self.force_new:
+            previous = self._stored_batch(store)
+            if previous is not None:
+                return previous
+        ti = context["ti"]
+        retry = not self.force_new and (getattr(ti, "try_number", 1) or 1) > 1
 
-    def execute(self, context: Context) -> str:
-        with fail_fast():
-            input_file_id = self._input_file_id()
-            batch = self.hook.create_batch(
-                input_file_id,
-                endpoint=self.endpoint,
-                completion_window=self.completion_window,
-                priority=self.priority,
-                model_id=self.model_id,
+        named: set[str] = set()
+        given_id = _clean_id(self.input_file_id)
+        if given_id is not None:
+            input_file_id = given_id
+        else:
+            if not self.input_file_path or not str(self.input_file_path).strip():
+                raise ValueError("input_file_path is empty: give the path of the JSONL file to submit")
+            summary = validate_input_file(self.input_file_path, endpoint=self.endpoint)
+            self.log.info(
+                "Validated %s: %d requests, %d bytes, models %s",
+                summary.path,
+                summary.lines,
+                summary.bytes,
+                sorted(summary.models),
             )
+            name = resubmission.upload_name(
+                summary.path, resubmission.run_key_from_context(context), summary.sha256
+            )
+            if retry:
+                named = resubmission.files_named(self.hook.list_files(), name)
+            if named:
+                input_file_id = sorted(named)[0]
+                self.log.info("An earlier try already uploaded this input as file %s", input_file_id)
+            else:
+                input_file_id = self.hook.upload_file(
+                    summary.path, file_name=name, checksum=summary.sha256
+                ).id
+
+        if retry:
+            dag_run = context.get("dag_run") if hasattr(context, "get") else None
+            previous = resubmission.find_previous_batch(
+                self.hook.list_batches(),
+                named_file_ids=named,
+                other_file_ids={input_file_id} - named,
+                run_started=getattr(dag_run, "start_date", None),
+            )
+            if previous is not None:
+                self.log.info(
+                    "Reusing Together batch %s (%s) submitted by an earlier try of this task instead of "
+                    "creating another; pass force_new=True to submit a new one",
+                    previous.id,
+                    previous.raw_status,
+                )
+                return previous
+
+        batch = self.hook.create_batch(
+            input_file_id,
+            endpoint=self.endpoint,
+            completion_window=self.completion_window,
+            priority=self.priority,
+            model_id=self.model_id,
+        )
         self.log.info(
             "Created Together batch %s (%s) from file %s", batch.id, batch.raw_status, input_file_id
         )
+        if store is not None:
+            store.set(STATE_BATCH_ID, batch.id)
+        return batch
+
+    def _stored_batch(self, store: Any) -> BatchJob | None:
+        from together_provider import resubmission
+        from together_provider.client.errors import NotFoundError
+
+        batch_id = store.get(STATE_BATCH_ID)
+        if not batch_id:
+            return None
+        try:
+            batch = self.hook.get_batch(str(batch_id))
+        except NotFoundError:
+            return None
+        if not resubmission.usable(batch):
+            self.log.info(
+                "The batch %s of an earlier try ended %s; submitting a new one", batch.id, batch.raw_status
+            )
+            return None
+        self.log.info(
+            "Resuming Together batch %s (%s) submitted by an earlier try", batch.id, batch.raw_status
+        )
+        return batch
+
+    def execute(self, context: Context) -> str:
+        with fail_fast():
+            batch = self._submit_or_reuse(context)
+        self._batch_id = batch.id
         context["ti"].xcom_push(key="batch_id", value=batch.id)
         push_batch_url(context, self.hook, batch.id)
         if self.wait_for_completion:
             self._wait(context, batch.id)
         return batch.id
+
+    def on_kill(self) -> None:
+        """The task was killed while this worker ran it (marked failed, timed out): cancel the batch it
+        owns, unless ``cancel_on_kill=False``. A deferred wait cancels from the trigger instead."""
+        if self.cancel_on_kill and self._batch_id:
+            cancel_quietly(self.hook, self._batch_id, self.log)
 
     def _wait(self, context: Context, batch_id: str) -> None:
         from together_provider.triggers.batch import BatchStatusTrigger, batch_event
@@ -269,6 +374,7 @@ class SubmitBatchOperator(_TogetherOperator):
                     poll_interval=self.poll_interval,
                     deadline=deadline,
                     max_consecutive_failures=self.max_consecutive_failures,
+                    cancel_on_kill=self.cancel_on_kill,
                 ),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout),

@@ -42,6 +42,8 @@ class BatchCompletionSensor(BaseSensorOperator):
         requests failed). By default that only logs a warning.
     :param max_consecutive_failures: polls in a row that may fail on transient errors (after the
         client's own retries) before the wait gives up.
+    :param cancel_on_kill: cancel the batch when this task is killed or marked failed, also while
+        deferred. Off by default: a sensor usually waits on a batch it does not own.
     :param timeout: how long to wait in all, in seconds. Defaults to Airflow's sensor default but
         never less than 72 hours, since Together batches can run past their 24 h window.
     """
@@ -59,6 +61,7 @@ class BatchCompletionSensor(BaseSensorOperator):
         deferrable: bool = True,
         fail_on_request_errors: bool = False,
         max_consecutive_failures: int = 5,
+        cancel_on_kill: bool = False,
         **kwargs: Any,
     ) -> None:
         if poll_interval is None or poll_interval <= 0:
@@ -73,6 +76,7 @@ class BatchCompletionSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.fail_on_request_errors = fail_on_request_errors
         self.max_consecutive_failures = max_consecutive_failures
+        self.cancel_on_kill = cancel_on_kill
 
     @cached_property
     def hook(self) -> TogetherHook:
@@ -115,6 +119,7 @@ class BatchCompletionSensor(BaseSensorOperator):
                 poll_interval=self.poll_interval,
                 deadline=time.time() + self.timeout,
                 max_consecutive_failures=self.max_consecutive_failures,
+                cancel_on_kill=self.cancel_on_kill,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
@@ -125,6 +130,12 @@ class BatchCompletionSensor(BaseSensorOperator):
 
         outcome = self._check(context)
         return PokeReturnValue(is_done=True, xcom_value=outcome) if outcome is not None else False
+
+    def on_kill(self) -> None:
+        if self.cancel_on_kill:
+            from together_provider.operators.batch import cancel_quietly
+
+            cancel_quietly(self.hook, str(self.batch_id), self.log)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         return finish_wait(context, event, fail_on_request_errors=self.fail_on_request_errors, log=self.log)

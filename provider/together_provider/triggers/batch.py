@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from together_provider._compat import BaseTrigger, TriggerEvent
+from together_provider._compat import AIRFLOW_V_3_3_PLUS, BaseTrigger, TriggerEvent, task_instance_state
 from together_provider.client.errors import APIStatusError, RateLimitError, TogetherError
 from together_provider.client.models import BatchJob
 from together_provider.client.retry import RetryPolicy
@@ -59,6 +59,9 @@ class BatchStatusTrigger(BaseTrigger):
         triggerer restart does not restart the clock. None waits without limit.
     :param max_consecutive_failures: polls in a row that may fail (after the retry policy's own
         retries) before the wait ends with an error event.
+    :param cancel_on_kill: cancel the batch when a user kills the deferred task (marks it failed or
+        success, or clears it). Never on a triggerer restart: on Airflow 3.3+ through ``on_kill``; before,
+        through ``cleanup`` once the task instance is seen to be no longer deferred.
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class BatchStatusTrigger(BaseTrigger):
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         deadline: float | None = None,
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        cancel_on_kill: bool = False,
     ) -> None:
         super().__init__()
         if not batch_id or not str(batch_id).strip():
@@ -80,6 +84,7 @@ class BatchStatusTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.deadline = None if deadline is None else float(deadline)
         self.max_consecutive_failures = int(max_consecutive_failures)
+        self.cancel_on_kill = bool(cancel_on_kill)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -90,6 +95,7 @@ class BatchStatusTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
                 "max_consecutive_failures": self.max_consecutive_failures,
+                "cancel_on_kill": self.cancel_on_kill,
             },
         )
 
@@ -178,3 +184,32 @@ class BatchStatusTrigger(BaseTrigger):
                 await asyncio.sleep(self._next_wait(time.time(), retry_after))
         finally:
             await hook.aclose()
+
+    async def _cancel(self) -> None:
+        hook = self._hook()
+        try:
+            batch = await hook.acancel_batch(self.batch_id)
+            self.log.info(
+                "Cancelled Together batch %s (now %s): its task was killed", self.batch_id, batch.raw_status
+            )
+        except Exception as exc:
+            self.log.warning(
+                "Could not cancel Together batch %s after its task was killed: %s", self.batch_id, exc
+            )
+        finally:
+            await hook.aclose()
+
+    async def on_kill(self) -> None:
+        """Airflow 3.3+: a user acted on the deferred task (never called on a triggerer restart)."""
+        if self.cancel_on_kill:
+            await self._cancel()
+
+    async def cleanup(self) -> None:
+        """Before Airflow 3.3 there is no ``on_kill``: cleanup runs on every exit, restarts included, so
+        cancel only when the task instance is no longer deferred (a user acted on it)."""
+        await super().cleanup()
+        if not self.cancel_on_kill or AIRFLOW_V_3_3_PLUS:
+            return
+        state = await task_instance_state(self.task_instance)
+        if state is not None and state not in ("deferred", "running", "scheduled", "queued"):
+            await self._cancel()
