@@ -1,0 +1,117 @@
+"""A killed task cancels the batch it owns; a triggerer restart cancels nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from together_provider._compat import AIRFLOW_V_3_3_PLUS, AirflowFailException
+from together_provider.client.models import BatchStatus
+from together_provider.hooks.together import TogetherHook
+from together_provider.operators.batch import SubmitBatchOperator
+from together_provider.sensors.batch import BatchCompletionSensor
+from together_provider.triggers.batch import BatchStatusTrigger
+
+from .test_hook import write_requests
+
+
+class RecordingTI:
+    """What operators need of a task instance outside a DAG run: where XComs go, and its identity."""
+
+    dag_id, run_id, task_id, map_index, try_number = "d", "manual__1", "submit", -1, 1
+
+    def __init__(self):
+        self.xcoms = {}
+
+    def xcom_push(self, key, value):
+        self.xcoms[key] = value
+
+
+@pytest.fixture
+def running_batch(together_conn, tmp_path):
+    hook = TogetherHook()
+    src = write_requests(tmp_path / "forever.jsonl", n=1, model="emulator/never-finish")
+    return hook.create_batch(hook.upload_file(src).id).id
+
+
+def status_of(batch_id):
+    return TogetherHook().get_batch(batch_id).status
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="BaseTrigger.on_kill exists from Airflow 3.3")
+def test_trigger_on_kill_cancels_when_it_owns_the_batch(running_batch):
+    asyncio.run(BatchStatusTrigger(batch_id=running_batch, cancel_on_kill=True).on_kill())
+    assert status_of(running_batch) is BatchStatus.CANCELLED
+
+
+def test_trigger_without_ownership_never_cancels(running_batch):
+    trigger = BatchStatusTrigger(batch_id=running_batch, cancel_on_kill=False)
+    asyncio.run(trigger.on_kill())
+    asyncio.run(trigger.cleanup())
+    assert not status_of(running_batch).is_terminal
+
+
+def test_triggerer_restart_cancels_nothing(running_batch):
+    """cleanup() runs on every exit, a triggerer restart included: it must leave the batch running."""
+    trigger = BatchStatusTrigger(batch_id=running_batch, cancel_on_kill=True, poll_interval=0.1)
+
+    async def run_then_stop():
+        task = asyncio.create_task(trigger.run().__anext__())
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await trigger.cleanup()
+
+    asyncio.run(run_then_stop())
+    assert not status_of(running_batch).is_terminal
+
+
+def test_operator_on_kill_cancels_its_batch_while_waiting_on_the_worker(together_conn, emu, tmp_path):
+    src = write_requests(tmp_path / "killme.jsonl", n=1, model="emulator/never-finish")
+    op = SubmitBatchOperator(
+        task_id="submit",
+        input_file_path=str(src),
+        wait_for_completion=True,
+        deferrable=False,
+        poll_interval=0.2,
+    )
+    ti = RecordingTI()
+    outcome = {}
+
+    def work():
+        try:
+            op.execute({"ti": ti})
+        except Exception as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while "batch_id" not in ti.xcoms and time.monotonic() < deadline:
+        time.sleep(0.05)
+    op.on_kill()
+    worker.join(10)
+    assert status_of(ti.xcoms["batch_id"]) is BatchStatus.CANCELLED
+    assert isinstance(outcome["error"], AirflowFailException)
+    assert "ended CANCELLED" in str(outcome["error"])
+
+
+def test_sensor_on_kill_leaves_a_batch_it_does_not_own(running_batch):
+    BatchCompletionSensor(task_id="wait", batch_id=running_batch).on_kill()
+    assert not status_of(running_batch).is_terminal
+    BatchCompletionSensor(task_id="wait2", batch_id=running_batch, cancel_on_kill=True).on_kill()
+    assert status_of(running_batch) is BatchStatus.CANCELLED
+
+
+def test_deferred_submit_hands_ownership_to_the_trigger(together_conn, tmp_path):
+    from together_provider._compat import TaskDeferred
+
+    src = write_requests(tmp_path / "defer.jsonl", n=1, model="emulator/never-finish")
+    op = SubmitBatchOperator(task_id="submit", input_file_path=str(src), wait_for_completion=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({"ti": RecordingTI()})
+    assert deferred.value.trigger.serialize()[1]["cancel_on_kill"] is True
