@@ -99,8 +99,11 @@ def test_cancel_and_delete(hook, emu, tmp_path):
     batch = hook.create_batch(file_id)
     cancelled = hook.cancel_batch(batch.id)
     assert cancelled.status is BatchStatus.CANCELLED
-    with pytest.raises(BadRequestError):
-        hook.cancel_batch(batch.id)
+    assert hook.cancel_batch(batch.id).status is BatchStatus.CANCELLED  # again: no error
+    normal = hook.upload_file(write_requests(tmp_path / "quick.jsonl", n=1, model="quick/model")).id
+    done = wait_terminal(hook, hook.create_batch(normal).id)
+    with pytest.raises(BadRequestError, match="cannot be cancelled"):
+        hook.cancel_batch(done.id)
     assert hook.delete_file(file_id) is True
     with pytest.raises(NotFoundError):
         hook.get_file(file_id)

@@ -14,9 +14,9 @@ from airflow.providers.http.hooks.http import HttpHook
 from together_provider._compat import mask_secret
 from together_provider.client import requests as api
 from together_provider.client.call import run_async, run_sync
-from together_provider.client.errors import TogetherError
+from together_provider.client.errors import BadRequestError, TogetherError
 from together_provider.client.jsonl import sha256_of
-from together_provider.client.models import BatchJob, TogetherFile
+from together_provider.client.models import BatchJob, BatchStatus, TogetherFile
 from together_provider.client.settings import DEFAULT_BASE_URL, ConnectionSettings
 from together_provider.hooks.transports import send_async, send_sync
 
@@ -151,7 +151,15 @@ class TogetherHook(HttpHook):
         return created.job
 
     def cancel_batch(self, batch_id: str) -> BatchJob:
-        return self._run(api.cancel_batch(batch_id))
+        """Cancel a validating or running batch. Cancelling a batch that is already cancelled succeeds,
+        so a cancel whose answer was lost (and was retried) does not fail on its own success."""
+        try:
+            return self._run(api.cancel_batch(batch_id))
+        except BadRequestError:
+            batch = self.get_batch(batch_id)
+            if batch.status is BatchStatus.CANCELLED:
+                return batch
+            raise
 
     def get_file(self, file_id: str) -> TogetherFile:
         return self._run(api.get_file(file_id))
@@ -251,7 +259,13 @@ class TogetherHook(HttpHook):
         return await self._arun(api.list_batches())
 
     async def acancel_batch(self, batch_id: str) -> BatchJob:
-        return await self._arun(api.cancel_batch(batch_id))
+        try:
+            return await self._arun(api.cancel_batch(batch_id))
+        except BadRequestError:
+            batch = await self.aget_batch(batch_id)
+            if batch.status is BatchStatus.CANCELLED:
+                return batch
+            raise
 
     async def aget_file(self, file_id: str) -> TogetherFile:
         return await self._arun(api.get_file(file_id))
