@@ -31,11 +31,23 @@ class InputFileError(TogetherError, ValueError):
 
 
 class InvalidResponseError(TogetherError):
-    """Together answered 2xx, but the body is not what the API promises (not JSON, fields missing)."""
+    """Together answered 2xx, but the body is not what the API promises (not JSON, fields missing).
 
-    def __init__(self, message: str, *, status_code: int | None = None, request_id: str | None = None):
+    ``transient`` is True for a body that is not even JSON (cut off in transit: worth another try) and
+    False for well-formed JSON that lacks what the API promises (asking again will not change it).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        transient: bool = False,
+    ):
         self.status_code = status_code
         self.request_id = request_id
+        self.transient = transient
         super().__init__(_with_request_id(message, request_id))
 
 

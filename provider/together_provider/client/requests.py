@@ -85,6 +85,7 @@ def json_body(response: RawResponse) -> Any:
             f"Together answered {response.status} with a body that is not JSON: {snippet!r}",
             status_code=response.status,
             request_id=request_id_from(response.headers),
+            transient=True,
         ) from exc
 
 
@@ -96,7 +97,10 @@ def _parsed(model: Callable[[Any], T]) -> Callable[[RawResponse], T]:
             if exc.request_id or not request_id_from(response.headers):
                 raise
             raise InvalidResponseError(
-                str(exc), status_code=response.status, request_id=request_id_from(response.headers)
+                str(exc),
+                status_code=response.status,
+                request_id=request_id_from(response.headers),
+                transient=exc.transient,
             ) from exc
 
     return parse

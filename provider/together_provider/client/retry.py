@@ -105,8 +105,9 @@ class RetryPolicy:
                 return hint
             return error.status_code in RETRY_STATUSES or error.status_code >= 500
         if isinstance(error, InvalidResponseError):
-            # A truncated or garbled body of a read is transient; of a create it may hide a new batch.
-            return idempotent
+            # A garbled body of a read is transient; of a create it may hide a new batch. A well-formed
+            # body missing what the API promises will read the same on every try.
+            return idempotent and error.transient
         return False
 
     def backoff(self, attempt: int) -> float:

@@ -9,7 +9,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from together_provider._compat import AirflowFailException, BaseOperator, Context
+from together_provider._compat import AirflowFailException, BaseOperator, Context, xcom_push
 from together_provider.links import TogetherBatchLink
 from together_provider.outcome import EVENT_TIMEOUT, finish_wait
 from together_provider.waiting import default_timeout, push_batch_url
@@ -48,13 +48,17 @@ def cancel_quietly(hook: Any, batch_id: str, log: Any) -> None:
 def fail_fast() -> Iterator[None]:
     """Turn errors that no retry can fix (bad input, wrong key, unknown id) into a failure without
     retries; transient errors pass through so the task's own retries still apply."""
-    from together_provider.client.errors import APIStatusError, InputFileError
+    from together_provider.client.errors import APIStatusError, InputFileError, InvalidResponseError
     from together_provider.client.retry import RetryPolicy
 
     try:
         yield
     except (InputFileError, ValueError, FileNotFoundError) as exc:
         raise AirflowFailException(str(exc)) from exc
+    except InvalidResponseError as exc:
+        if exc.transient:
+            raise
+        raise AirflowFailException(f"Together's answer broke the API's promise: {exc}") from exc
     except APIStatusError as exc:
         if RetryPolicy().is_retryable(exc):
             raise
@@ -102,7 +106,7 @@ class GetBatchOperator(_TogetherOperator):
         push_batch_url(context, self.hook, batch.id)
         data = batch.to_xcom()
         for key in ("status", "output_file_id", "error_file_id"):
-            context["ti"].xcom_push(key=key, value=data[key])
+            xcom_push(context["ti"], key, data[key])
         self.log.info("Together batch %s is %s (progress %s)", batch.id, data["status"], batch.progress)
         return data
 
@@ -257,7 +261,12 @@ class SubmitBatchOperator(_TogetherOperator):
         """Create the batch, unless an earlier try of this task instance already did."""
         from together_provider import resubmission
         from together_provider.client.jsonl import validate_input_file
+        from together_provider.client.models import BATCH_ENDPOINTS
 
+        if self.endpoint not in BATCH_ENDPOINTS:
+            raise ValueError(
+                f"endpoint {self.endpoint!r} is not supported by the Batch API; use one of {BATCH_ENDPOINTS}"
+            )
         store = _task_state_store(context)
         if store is not None and not self.force_new:
             previous = self._stored_batch(store)

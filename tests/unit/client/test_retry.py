@@ -38,7 +38,8 @@ def status(code, headers=None):
         (status(404, {"x-should-retry": "true"}), True, False),
         (APITimeoutError("t"), True, True),
         (APIConnectionError("c"), True, True),
-        (InvalidResponseError("garbled"), True, True),
+        (InvalidResponseError("garbled", transient=True), True, True),
+        (InvalidResponseError("no 'status' in the batch"), True, False),
         # create: only where the server provably did nothing
         (status(500), False, False),
         (status(503), False, False),
@@ -48,7 +49,7 @@ def status(code, headers=None):
         (APITimeoutError("t", request_sent=False), False, True),
         (APIConnectionError("c", request_sent=False), False, True),
         (APIConnectionError("dropped after send"), False, False),
-        (InvalidResponseError("garbled"), False, False),
+        (InvalidResponseError("garbled", transient=True), False, False),
     ],
 )
 def test_retry_table(error, idempotent, retry):
