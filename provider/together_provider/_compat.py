@@ -6,7 +6,7 @@ common-compat provider does the path lookups; this module only adds what it lack
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
     AIRFLOW_V_3_0_PLUS,
@@ -26,7 +26,33 @@ from airflow.providers.common.compat.sdk import (
     conf,
     mask_secret,
 )
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:
+    from airflow.providers.http.hooks.http import HttpHook
+
+# Airflow 3.0's execution API refuses a None XCom value: its task SDK posts no body for it and the
+# API answers 422 "Field required", failing the task (3.1 accepts it; 2.x stores it). A key never
+# pushed pulls as None on every version, so on 3.0 a None is simply not pushed.
+XCOM_STORES_NONE = AIRFLOW_V_3_1_PLUS or not AIRFLOW_V_3_0_PLUS
+
+
+def xcom_push(ti: Any, key: str, value: Any) -> None:
+    """``ti.xcom_push`` that any supported Airflow accepts, None values included."""
+    if value is None and not XCOM_STORES_NONE:
+        return
+    ti.xcom_push(key=key, value=value)
+
+
+def __getattr__(name: str) -> Any:
+    # Resolved on first use: DAG files import the operators (and so this module) at every parse, and
+    # only workers and triggerers need the HTTP hook's requests/aiohttp stack.
+    if name == "HttpHook":
+        from airflow.providers.http.hooks.http import HttpHook
+
+        return HttpHook
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 async def task_instance_state(ti: Any) -> str | None:
@@ -71,6 +97,7 @@ async def task_instance_state(ti: Any) -> str | None:
 __all__ = [
     "AIRFLOW_V_3_0_PLUS",
     "AIRFLOW_V_3_3_PLUS",
+    "XCOM_STORES_NONE",
     "AirflowException",
     "AirflowFailException",
     "AirflowSensorTimeout",
@@ -81,6 +108,7 @@ __all__ = [
     "BaseSensorOperator",
     "BaseTrigger",
     "Context",
+    "HttpHook",
     "PokeReturnValue",
     "TaskDeferred",
     "TriggerEvent",
@@ -88,4 +116,5 @@ __all__ = [
     "conf",
     "mask_secret",
     "task_instance_state",
+    "xcom_push",
 ]

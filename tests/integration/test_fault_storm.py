@@ -9,6 +9,7 @@ from collections import Counter
 from together_provider.hooks.together import TogetherHook
 from together_provider.triggers.batch import BatchStatusTrigger
 
+from ..conftest import connection_uri_env
 from .test_hook import write_requests
 
 MIX = {
@@ -19,7 +20,11 @@ MIX = {
 }
 
 
-def test_hundred_waits_through_thirty_percent_faults(together_conn, emu, tmp_path):
+def test_hundred_waits_through_thirty_percent_faults(together_conn, emu, tmp_path, monkeypatch):
+    # A budget far above the storm's pace: this test is about faults, not pacing.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TOGETHER_DEFAULT", connection_uri_env(emu.url, max_requests_per_second=1000)
+    )
     hook = TogetherHook()
     expected = {}
     # Long enough that every wait polls several times through the faults.

@@ -50,6 +50,7 @@ def test_serialize_round_trip_holds_no_secret():
         "deadline": 1234.5,
         "max_consecutive_failures": 5,
         "cancel_on_kill": False,
+        "adaptive_polling": True,
     }
     again = BatchStatusTrigger(**kwargs)
     assert again.serialize() == (path, kwargs)
@@ -139,9 +140,14 @@ def test_deadline_already_passed_polls_nothing(emu, together_conn):
     assert emu.requests_log(path="/v1/batches/b") == []
 
 
-def test_run_never_blocks_the_loop(make_batch, emu):
+def test_run_never_blocks_the_loop(make_batch, emu, monkeypatch):
     """100 triggers poll an emulator that answers after 200 ms; a 10 ms heartbeat stays on time."""
+    from ..conftest import connection_uri_env
+
     batch_ids = [make_batch(model="emulator/never-finish", n=1) for _ in range(100)]
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TOGETHER_DEFAULT", connection_uri_env(emu.url, max_requests_per_second=1000)
+    )
     emu.set_clock(latency_ms=200)
 
     async def scenario():
@@ -180,3 +186,57 @@ def test_run_never_blocks_the_loop(make_batch, emu):
         f"p99 {p99 * 1000:.1f} ms; {polls} polls"
     )
     assert p99 < 0.1, f"event loop blocked: p99 heartbeat lag {p99 * 1000:.0f} ms"
+
+
+def test_waits_share_one_pool_and_one_poll_per_batch(make_batch, emu):
+    """Ten waits on each of five batches: one connection pool for the loop and, per batch, one request
+    per round instead of ten."""
+    from together_provider.hooks import loop_share
+
+    batch_ids = [make_batch(model="emulator/never-finish", n=1) for _ in range(5)]
+    emu.clear_requests_log()
+
+    async def scenario():
+        deadline = time.time() + 1.2
+        triggers = [
+            BatchStatusTrigger(batch_id=b, poll_interval=0.4, deadline=deadline, adaptive_polling=False)
+            for b in batch_ids
+            for _ in range(10)
+        ]
+        runs = [collect(t) for t in triggers]
+        share = loop_share.current()
+        results = await asyncio.gather(*runs)
+        return results, share
+
+    results, share = asyncio.run(scenario())
+    assert all([e["status"] for e in events] == ["TIMEOUT"] for events in results)
+    polls = {b: len(emu.requests_log(path=f"/v1/batches/{b}")) for b in batch_ids}
+    # 50 waits, about 3 rounds each: unshared that is ~150 requests; shared, a handful per batch.
+    assert sum(polls.values()) <= 5 * 6, polls
+    assert share.session is None and share.users == 0  # closed by the last wait to leave
+
+
+def test_request_budget_paces_many_waits(make_batch, emu, monkeypatch):
+    from ..conftest import connection_uri_env
+
+    batch_ids = [make_batch(model="emulator/never-finish", n=1) for _ in range(20)]
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TOGETHER_DEFAULT", connection_uri_env(emu.url, max_requests_per_second=10)
+    )
+    emu.clear_requests_log()
+
+    async def scenario():
+        deadline = time.time() + 2.0
+        return await asyncio.gather(
+            *(
+                collect(BatchStatusTrigger(batch_id=b, poll_interval=0.1, deadline=deadline))
+                for b in batch_ids
+            )
+        )
+
+    started = time.monotonic()
+    asyncio.run(scenario())
+    elapsed = time.monotonic() - started
+    sent = len(emu.requests_log(method="GET"))
+    # Unpaced, 20 waits polling every 0.1 s would send ~400 requests in 2 s.
+    assert sent <= 10 * elapsed + 10 + 1, (sent, elapsed)

@@ -210,6 +210,8 @@ def _parse_upload_target(response: RawResponse) -> UploadTarget:
             f"redirect (Location and X-Together-File-Id headers)",
             status_code=response.status,
             request_id=request_id_from(response.headers),
+            # Usually a proxy's or a cut-off answer; asking again only reserves another upload slot.
+            transient=True,
         )
     return UploadTarget(file_id=file_id, url=location)
 

@@ -13,6 +13,8 @@ DEFAULT_CONSOLE_URL = "https://api.together.ai/batches/{batch_id}"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 4
+# Shared by every wait on one connection in one triggerer; Together's own limits are per account.
+DEFAULT_REQUESTS_PER_SECOND = 25.0
 
 
 def normalize_base_url(host: str | None, *, schema: str | None = None, port: int | None = None) -> str:
@@ -55,6 +57,7 @@ class ConnectionSettings:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     console_url: str = DEFAULT_CONSOLE_URL
+    requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND
 
     @classmethod
     def from_parts(
@@ -83,6 +86,9 @@ class ConnectionSettings:
             connect_timeout=_number(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, minimum=0.001),
             retry=RetryPolicy(max_attempts=retries + 1),
             console_url=str(extra.get("console_url") or DEFAULT_CONSOLE_URL),
+            requests_per_second=_number(
+                extra, "max_requests_per_second", DEFAULT_REQUESTS_PER_SECOND, minimum=0.001
+            ),
         )
 
     def url_for(self, path: str) -> str:

@@ -5,19 +5,19 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+import time
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow.providers.http.hooks.http import HttpHook
-
-from together_provider._compat import mask_secret
+from together_provider._compat import HttpHook, mask_secret
 from together_provider.client import requests as api
 from together_provider.client.call import run_async, run_sync
 from together_provider.client.errors import BadRequestError, TogetherError
 from together_provider.client.jsonl import sha256_of
 from together_provider.client.models import BatchJob, BatchStatus, TogetherFile
 from together_provider.client.settings import DEFAULT_BASE_URL, ConnectionSettings
+from together_provider.hooks import loop_share
 from together_provider.hooks.transports import send_async, send_sync
 
 if TYPE_CHECKING:
@@ -34,7 +34,8 @@ class TogetherHook(HttpHook):
     The host defaults to ``https://api.together.ai``; ``https://api.together.xyz`` and either with
     ``/v1`` work too. Extras: ``timeout`` (read timeout, seconds, default 60), ``connect_timeout``
     (default 10), ``max_retries`` (retries after the first attempt, default 4) and ``console_url``
-    (the batch page pattern for the extra link, with ``{batch_id}``).
+    (the batch page pattern for the extra link, with ``{batch_id}``) and ``max_requests_per_second``
+    (what all async waits on this connection in one triggerer may spend together, default 25).
 
     Sync methods serve workers; ``a``-prefixed ones serve triggers on the event loop. Call
     :meth:`aclose` when done with the async side.
@@ -242,18 +243,27 @@ class TogetherHook(HttpHook):
     # ---- async transport ------------------------------------------------------------------------
 
     async def _arun(self, request: api.ApiRequest[T]) -> T:
-        import aiohttp
-
         settings = await self.asettings()
-        if self._aio_session is None or self._aio_session.closed:
-            self._aio_session = aiohttp.ClientSession()
+        share = loop_share.current()
+        if self._aio_session is None:
+            self._aio_session = share.acquire_session()
         session = self._aio_session
-        return await run_async(
-            request, settings.retry, lambda req: send_async(session, settings, req), asyncio.sleep
-        )
+        budget = share.budget(self.together_conn_id, settings.requests_per_second)
 
-    async def aget_batch(self, batch_id: str) -> BatchJob:
-        return await self._arun(api.get_batch(batch_id))
+        async def send(req: api.ApiRequest[Any]) -> api.RawResponse:
+            wait = budget.reserve(time.monotonic())
+            if wait > 0:
+                await asyncio.sleep(wait)
+            return await send_async(session, settings, req)
+
+        return await run_async(request, settings.retry, send, asyncio.sleep)
+
+    async def aget_batch(self, batch_id: str, *, max_age: float = 0.0) -> BatchJob:
+        """The batch, shared with every other wait on it in this event loop: concurrent calls make one
+        request, and an answer at most ``max_age`` seconds old is reused."""
+        request = api.get_batch(batch_id)
+        key = ("batch", self.together_conn_id, request.path)
+        return await loop_share.current().once(key, max_age, lambda: self._arun(request))
 
     async def alist_batches(self) -> list[BatchJob]:
         return await self._arun(api.list_batches())
@@ -271,6 +281,7 @@ class TogetherHook(HttpHook):
         return await self._arun(api.get_file(file_id))
 
     async def aclose(self) -> None:
-        if self._aio_session is not None and not self._aio_session.closed:
-            await self._aio_session.close()
-        self._aio_session = None
+        """Let go of the event loop's shared session (closed when its last user lets go)."""
+        if self._aio_session is not None:
+            self._aio_session = None
+            await loop_share.current().release_session()

@@ -203,6 +203,8 @@ class SubmitBatchOperator(_TogetherOperator):
     :param fail_on_request_errors: fail when a completed batch has an error file.
     :param force_new: always create a new batch, even when an earlier try of this task instance
         already submitted one (by default a retry, a clear or a worker crash reuses that batch).
+    :param adaptive_polling: while deferred, poll sooner when the batch's progress rate says it is
+        about to finish and later when far from it (between 1/4 and 4x ``poll_interval``).
     :param cancel_on_kill: cancel the batch when the task is killed or marked failed, also while its
         wait is deferred (this operator owns the batch it created).
     :param together_conn_id: the Airflow connection with the Together API key.
@@ -234,6 +236,7 @@ class SubmitBatchOperator(_TogetherOperator):
         max_consecutive_failures: int = 5,
         force_new: bool = False,
         cancel_on_kill: bool = True,
+        adaptive_polling: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -255,6 +258,7 @@ class SubmitBatchOperator(_TogetherOperator):
         self.max_consecutive_failures = max_consecutive_failures
         self.force_new = force_new
         self.cancel_on_kill = cancel_on_kill
+        self.adaptive_polling = adaptive_polling
         self._batch_id: str | None = None
 
     def _submit_or_reuse(self, context: Context) -> BatchJob:
@@ -384,6 +388,7 @@ class SubmitBatchOperator(_TogetherOperator):
                     deadline=deadline,
                     max_consecutive_failures=self.max_consecutive_failures,
                     cancel_on_kill=self.cancel_on_kill,
+                    adaptive_polling=self.adaptive_polling,
                 ),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout),

@@ -42,6 +42,8 @@ class BatchCompletionSensor(BaseSensorOperator):
         requests failed). By default that only logs a warning.
     :param max_consecutive_failures: polls in a row that may fail on transient errors (after the
         client's own retries) before the wait gives up.
+    :param adaptive_polling: while deferred, poll sooner when the batch's progress rate says it is
+        about to finish and later when far from it (between 1/4 and 4x ``poll_interval``).
     :param cancel_on_kill: cancel the batch when this task is killed or marked failed, also while
         deferred. Off by default: a sensor usually waits on a batch it does not own.
     :param timeout: how long to wait in all, in seconds. Defaults to Airflow's sensor default but
@@ -62,6 +64,7 @@ class BatchCompletionSensor(BaseSensorOperator):
         fail_on_request_errors: bool = False,
         max_consecutive_failures: int = 5,
         cancel_on_kill: bool = False,
+        adaptive_polling: bool = True,
         **kwargs: Any,
     ) -> None:
         if poll_interval is None or poll_interval <= 0:
@@ -77,6 +80,7 @@ class BatchCompletionSensor(BaseSensorOperator):
         self.fail_on_request_errors = fail_on_request_errors
         self.max_consecutive_failures = max_consecutive_failures
         self.cancel_on_kill = cancel_on_kill
+        self.adaptive_polling = adaptive_polling
 
     @cached_property
     def hook(self) -> TogetherHook:
@@ -120,6 +124,7 @@ class BatchCompletionSensor(BaseSensorOperator):
                 deadline=time.time() + self.timeout,
                 max_consecutive_failures=self.max_consecutive_failures,
                 cancel_on_kill=self.cancel_on_kill,
+                adaptive_polling=self.adaptive_polling,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),

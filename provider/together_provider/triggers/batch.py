@@ -11,6 +11,7 @@ from typing import Any
 from together_provider._compat import AIRFLOW_V_3_3_PLUS, BaseTrigger, TriggerEvent, task_instance_state
 from together_provider.client.errors import APIStatusError, RateLimitError, TogetherError
 from together_provider.client.models import BatchJob
+from together_provider.client.polling import next_poll_interval, predicted_seconds_left
 from together_provider.client.retry import RetryPolicy
 from together_provider.outcome import EVENT_ERROR, EVENT_TIMEOUT
 
@@ -18,6 +19,9 @@ DEFAULT_POLL_INTERVAL = 60.0
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
 # Only its classification is used here: whether waiting can fix an answer (429, 5xx) or not (401, 404).
 _POLICY = RetryPolicy()
+# An answer fetched for another wait on the same batch is reused while younger than this part of the
+# interval: many tasks waiting on one batch cost one poll.
+SHARE_FRACTION = 0.25
 
 
 def batch_event(batch: BatchJob) -> dict[str, Any]:
@@ -32,17 +36,14 @@ def batch_event(batch: BatchJob) -> dict[str, Any]:
     }
 
 
-def _progress_line(batch: BatchJob, first: tuple[float, float] | None, now: float) -> str:
+def _progress_line(batch: BatchJob, first: tuple[float, float] | None, now: float, left: float | None) -> str:
     line = f"Together batch {batch.id}: {batch.raw_status}"
     if batch.progress is not None:
         line += f", {batch.progress:.1f}% done"
-    if first is not None and batch.progress is not None:
-        started, start_progress = first
-        elapsed = now - started
-        rate = (batch.progress - start_progress) / elapsed if elapsed > 0 else 0.0
-        line += f", waited {elapsed:.0f} s"
-        if rate > 0:
-            line += f", roughly {(100.0 - batch.progress) / rate:.0f} s left"
+    if first is not None:
+        line += f", waited {now - first[0]:.0f} s"
+    if left is not None:
+        line += f", roughly {left:.0f} s left"
     return line
 
 
@@ -59,6 +60,8 @@ class BatchStatusTrigger(BaseTrigger):
         triggerer restart does not restart the clock. None waits without limit.
     :param max_consecutive_failures: polls in a row that may fail (after the retry policy's own
         retries) before the wait ends with an error event.
+    :param adaptive_polling: poll sooner when the progress rate says the batch is about to finish and
+        later when it is far from it, within a quarter and four times ``poll_interval``.
     :param cancel_on_kill: cancel the batch when a user kills the deferred task (marks it failed or
         success, or clears it). Never on a triggerer restart: on Airflow 3.3+ through ``on_kill``; before,
         through ``cleanup`` once the task instance is seen to be no longer deferred.
@@ -73,6 +76,7 @@ class BatchStatusTrigger(BaseTrigger):
         deadline: float | None = None,
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         cancel_on_kill: bool = False,
+        adaptive_polling: bool = True,
     ) -> None:
         super().__init__()
         if not batch_id or not str(batch_id).strip():
@@ -85,6 +89,7 @@ class BatchStatusTrigger(BaseTrigger):
         self.deadline = None if deadline is None else float(deadline)
         self.max_consecutive_failures = int(max_consecutive_failures)
         self.cancel_on_kill = bool(cancel_on_kill)
+        self.adaptive_polling = bool(adaptive_polling)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -96,6 +101,7 @@ class BatchStatusTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "max_consecutive_failures": self.max_consecutive_failures,
                 "cancel_on_kill": self.cancel_on_kill,
+                "adaptive_polling": self.adaptive_polling,
             },
         )
 
@@ -119,8 +125,12 @@ class BatchStatusTrigger(BaseTrigger):
             }
         )
 
-    def _next_wait(self, now: float, retry_after: float | None = None) -> float:
-        wait = self.poll_interval * random.uniform(0.9, 1.1)
+    def _next_wait(self, now: float, seconds_left: float | None, retry_after: float | None = None) -> float:
+        wait = next_poll_interval(
+            self.poll_interval, seconds_left=seconds_left, adaptive=self.adaptive_polling
+        )
+        # Jitter spreads waits that started together; the server's Retry-After outranks both.
+        wait *= random.uniform(0.9, 1.1)
         if retry_after is not None:
             wait = max(wait, retry_after)
         if self.deadline is not None:
@@ -131,6 +141,7 @@ class BatchStatusTrigger(BaseTrigger):
         hook = self._hook()
         failures = 0
         first_seen: tuple[float, float] | None = None
+        seconds_left: float | None = None
         error: Exception | None = None
         try:
             try:
@@ -148,7 +159,8 @@ class BatchStatusTrigger(BaseTrigger):
                     return
                 retry_after = None
                 try:
-                    batch = await hook.aget_batch(self.batch_id)
+                    # Waits on the same batch in this triggerer share one recent answer.
+                    batch = await hook.aget_batch(self.batch_id, max_age=self.poll_interval * SHARE_FRACTION)
                 except TogetherError as exc:
                     if isinstance(exc, APIStatusError) and not _POLICY.is_retryable(exc):
                         yield self._end(EVENT_ERROR, str(exc))
@@ -161,7 +173,8 @@ class BatchStatusTrigger(BaseTrigger):
                     now = time.time()
                     if first_seen is None and batch.progress is not None:
                         first_seen = (now, batch.progress)
-                    self.log.info(_progress_line(batch, first_seen, now))
+                    seconds_left = predicted_seconds_left(first_seen, now, batch.progress)
+                    self.log.info(_progress_line(batch, first_seen, now, seconds_left))
                     if batch.status.is_terminal:
                         yield TriggerEvent(batch_event(batch))
                         return
@@ -181,7 +194,7 @@ class BatchStatusTrigger(BaseTrigger):
                         self.max_consecutive_failures,
                         error,
                     )
-                await asyncio.sleep(self._next_wait(time.time(), retry_after))
+                await asyncio.sleep(self._next_wait(time.time(), seconds_left, retry_after))
         finally:
             await hook.aclose()
 

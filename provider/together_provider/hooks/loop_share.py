@@ -1,0 +1,105 @@
+"""What the triggers of one event loop share: one HTTP connection pool, one request budget per
+connection, and one answer for every wait on the same batch at the same moment.
+
+A triggerer runs all its triggers on one loop. Giving each its own aiohttp session would open a pool
+per trigger; polling one batch from ten tasks would cost ten requests; and nothing would stop a few
+thousand waits from spending the account's rate limit. Everything here is per loop, so a test's or a
+worker's private loop never shares with the triggerer's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from together_provider.client.budget import RequestBudget
+
+if TYPE_CHECKING:
+    import aiohttp
+
+T = TypeVar("T")
+# Per host: enough parallelism for thousands of waits, few enough sockets to be a good citizen.
+POOL_LIMIT = 32
+
+
+@dataclass
+class LoopShare:
+    session: aiohttp.ClientSession | None = None
+    users: int = 0
+    budgets: dict[str, RequestBudget] = field(default_factory=dict)
+    inflight: dict[Any, asyncio.Future[Any]] = field(default_factory=dict)
+    recent: dict[Any, tuple[float, Any]] = field(default_factory=dict)
+
+    def acquire_session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
+        if self.session is None or self.session.closed:
+            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit_per_host=POOL_LIMIT))
+        self.users += 1
+        return self.session
+
+    async def release_session(self) -> None:
+        self.users = max(0, self.users - 1)
+        if self.users == 0 and self.session is not None:
+            session, self.session = self.session, None
+            await session.close()
+
+    def budget(self, conn_id: str, rate: float) -> RequestBudget:
+        budget = self.budgets.get(conn_id)
+        if budget is None or budget.rate != rate:
+            budget = self.budgets[conn_id] = RequestBudget(rate)
+        return budget
+
+    async def once(self, key: Any, max_age: float, fetch: Callable[[], Awaitable[T]]) -> T:
+        """``fetch()``, unless an answer for ``key`` is at most ``max_age`` seconds old or on its way."""
+        now = time.monotonic()
+        fresh = self.recent.get(key)
+        if fresh is not None and now - fresh[0] <= max_age:
+            return fresh[1]
+        pending = self.inflight.get(key)
+        if pending is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise
+                # The wait that was fetching went away (its task was killed): fetch for ourselves.
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.inflight[key] = future
+        try:
+            value = await fetch()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved, so a fetch nobody else shared logs no warning
+            raise
+        else:
+            future.set_result(value)
+            if max_age > 0:
+                self.recent[key] = (time.monotonic(), value)
+                self._forget_stale(now, max_age)
+            return value
+        finally:
+            self.inflight.pop(key, None)
+
+    def _forget_stale(self, now: float, max_age: float) -> None:
+        if len(self.recent) > 4096:
+            for stale in [k for k, (at, _) in self.recent.items() if now - at > max_age]:
+                del self.recent[stale]
+
+
+_BY_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopShare] = weakref.WeakKeyDictionary()
+
+
+def current() -> LoopShare:
+    loop = asyncio.get_running_loop()
+    share = _BY_LOOP.get(loop)
+    if share is None:
+        share = _BY_LOOP[loop] = LoopShare()
+    return share
