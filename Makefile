@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+E2E_STAMP := $(VENV)/.installed-e2e
 
-.PHONY: help venv demo test unit lint clean
+.PHONY: help venv demo test unit lint e2e clean
 
 help:
 	@echo "make demo   run the example DAG end to end against the bundled emulator (or the real API)"
 	@echo "make test   lint, then every test (unit, integration, dag.test(), conformance)"
 	@echo "make lint   ruff and mypy"
+	@echo "make e2e    real Airflow (Postgres, Celery, two triggerers) against the emulator: the scenarios table"
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +20,10 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+$(E2E_STAMP): $(STAMP) setup.cfg
+	$(BIN)/python -m pip install --quiet -e ".[test,lint,e2e]"
+	touch $(E2E_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
@@ -32,6 +38,10 @@ unit: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+e2e: $(E2E_STAMP)
+	bash tests/e2e/install_system_deps.sh
+	$(BIN)/python -m tests.e2e.run_e2e
 
 clean:
 	rm -rf $(VENV) build *.egg-info provider/*.egg-info .pytest_cache .mypy_cache .ruff_cache

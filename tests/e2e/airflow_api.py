@@ -1,0 +1,83 @@
+"""The few calls of Airflow's REST API (/api/v2) the scenarios trigger and check runs with."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import requests
+
+TERMINAL_RUN_STATES = ("success", "failed")
+
+
+class AirflowAPI:
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self.password = password
+        self.session = requests.Session()
+
+    def login(self) -> None:
+        answer = self.session.post(
+            f"{self.base_url}/auth/token",
+            json={"username": self.username, "password": self.password},
+            timeout=30,
+        )
+        answer.raise_for_status()
+        self.session.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        answer = self.session.request(method, f"{self.base_url}/api/v2{path}", timeout=60, **kwargs)
+        if answer.status_code == 401:
+            self.login()
+            answer = self.session.request(method, f"{self.base_url}/api/v2{path}", timeout=60, **kwargs)
+        if answer.status_code >= 400:
+            raise RuntimeError(f"{method} {path}: {answer.status_code} {answer.text[:500]}")
+        return answer.json() if answer.content else None
+
+    def health(self) -> dict[str, Any]:
+        answer = requests.get(f"{self.base_url}/api/v2/monitor/health", timeout=10)
+        answer.raise_for_status()
+        return answer.json()
+
+    def alive_triggerer_ids(self) -> set[int]:
+        jobs = self._call("GET", "/jobs", params={"job_type": "TriggererJob", "is_alive": "true"})
+        return {job["id"] for job in jobs["jobs"]}
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/importErrors")["import_errors"]
+
+    def dag_ids(self) -> set[str]:
+        return {dag["dag_id"] for dag in self._call("GET", "/dags", params={"limit": 100})["dags"]}
+
+    def unpause(self, dag_id: str) -> None:
+        self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+
+    def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None) -> None:
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}}
+        self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)
+
+    def run_states(self, dag_id: str) -> dict[str, str]:
+        runs = self._call("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
+        return {run["dag_run_id"]: run["state"] for run in runs}
+
+    def wait_runs(self, dag_id: str, run_ids: list[str], timeout: float) -> dict[str, str]:
+        """Final states of the runs; a run still going at the timeout keeps its current state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.run_states(dag_id)
+            mine = {run_id: states.get(run_id, "missing") for run_id in run_ids}
+            if all(state in TERMINAL_RUN_STATES for state in mine.values()) or time.monotonic() > deadline:
+                return mine
+            time.sleep(1)
+
+    def task_instances(self, dag_id: str, run_ids: list[str], task_id: str) -> list[dict[str, Any]]:
+        body = {"dag_ids": [dag_id], "dag_run_ids": run_ids, "task_ids": [task_id], "page_limit": 100}
+        return self._call("POST", "/dags/~/dagRuns/~/taskInstances/list", json=body)["task_instances"]
+
+    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        return self._call("GET", path)["value"]

@@ -1,0 +1,279 @@
+"""What the e2e run proves, each scenario triggered and checked through Airflow's REST API.
+
+Long waits are held open by the emulator's clock, not by sleeping: batches are created with an hour of
+processing, the harness checks what it needs while they wait, then moves the emulator's clock on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tests.e2e.airflow_api import TERMINAL_RUN_STATES
+from tests.e2e.airflow_env import ROOT
+from tests.e2e.stack import Stack
+
+WAIT_DAG = "e2e_together_wait"
+EXAMPLE_DAG = "example_together_batch"
+FAILURES_DAG = "example_together_batch_failures"
+DAG_IDS = {WAIT_DAG, EXAMPLE_DAG, FAILURES_DAG}
+HELD = 3600.0  # processing seconds that keep a batch IN_PROGRESS until the clock is advanced
+MANY_RUNS = 50
+TAKEOVER_RUNS = 10
+
+
+@dataclass
+class Result:
+    scenario: str
+    expected: str
+    seen: str
+    ok: bool
+    seconds: float
+
+
+def write_input(stack: Stack, tag: str, lines: int = 3) -> tuple[str, set[str]]:
+    """A request file of this run's own, so its batch and output can be told apart from the others'."""
+    path = stack.work / "inputs" / f"{tag}.jsonl"
+    ids = {f"{tag}-{i}" for i in range(lines)}
+    with open(path, "w") as handle:
+        for custom_id in sorted(ids):
+            body = {
+                "model": "meta-llama/Llama-3.3-70B-Instruct-Turbo",
+                "messages": [{"role": "user", "content": f"Say {custom_id}"}],
+            }
+            handle.write(json.dumps({"custom_id": custom_id, "body": body}) + "\n")
+    return str(path), ids
+
+
+def wait_runs_timed(stack: Stack, runs: list[tuple[str, str]], timeout: float) -> dict[str, tuple]:
+    """(state, seconds from now until it was first seen final) for each (dag_id, run_id)."""
+    started = time.monotonic()
+    done: dict[str, tuple] = {}
+    dag_ids = sorted({dag_id for dag_id, _ in runs})
+    while True:
+        states = {dag_id: stack.api.run_states(dag_id) for dag_id in dag_ids}
+        for dag_id, run_id in runs:
+            state = states[dag_id].get(run_id, "missing")
+            if run_id not in done and (state in TERMINAL_RUN_STATES or time.monotonic() - started > timeout):
+                done[run_id] = (state, time.monotonic() - started)
+        if len(done) == len(runs):
+            return done
+        time.sleep(1)
+
+
+def output_matches(stack: Stack, run_id: str, expected_ids: set[str]) -> bool:
+    """The sensor's XCom names a COMPLETED batch whose output answers exactly this run's requests."""
+    event = stack.api.xcom(WAIT_DAG, run_id, "wait_for_batch")
+    if not isinstance(event, dict) or event.get("status") != "COMPLETED" or not event.get("output_file_id"):
+        return False
+    text = stack.emulator.file_text(event["output_file_id"])
+    return {json.loads(line)["custom_id"] for line in text.splitlines() if line.strip()} == expected_ids
+
+
+def example_and_failures(stack: Stack) -> list[Result]:
+    """The example succeeds and its downstream task reads the output; FAILED and EXPIRED batches fail
+    their runs. Independent, so the three runs go at once."""
+    stack.emulator.set_durations(1, 2)
+    expected_answers = len((ROOT / "dags" / "data" / "chat_requests.jsonl").read_text().splitlines())
+    stack.api.trigger(EXAMPLE_DAG, "e2e-example")
+    for outcome in ("fail", "expire"):
+        stack.api.trigger(FAILURES_DAG, f"e2e-{outcome}", {"outcome": outcome})
+    runs = [(EXAMPLE_DAG, "e2e-example"), (FAILURES_DAG, "e2e-fail"), (FAILURES_DAG, "e2e-expire")]
+    finished = wait_runs_timed(stack, runs, 180)
+    example = finished["e2e-example"]
+
+    summary = stack.api.xcom(EXAMPLE_DAG, "e2e-example", "summarize") if example[0] == "success" else None
+    answers = summary.get("answers") if isinstance(summary, dict) else None
+    results = [
+        Result(
+            "example DAG succeeds",
+            f"success; summarize reads {expected_answers} answers via XCom",
+            f"{example[0]}; summarize read {answers} answers",
+            example[0] == "success" and answers == expected_answers,
+            example[1],
+        )
+    ]
+    for outcome, status in (("fail", "FAILED"), ("expire", "EXPIRED")):
+        state, seconds = finished[f"e2e-{outcome}"]
+        strict = stack.api.task_instance(FAILURES_DAG, f"e2e-{outcome}", "wait_strict")
+        report = stack.api.xcom(FAILURES_DAG, f"e2e-{outcome}", "report_partial_results")
+        seen_status = report.get("status") if isinstance(report, dict) else None
+        results.append(
+            Result(
+                f"{status} batch fails its run",
+                f"failed; wait_strict failed on try 1; batch {status}",
+                f"{state}; wait_strict {strict['state']} on try {strict['try_number']}; batch {seen_status}",
+                state == "failed"
+                and strict["state"] == "failed"
+                and strict["try_number"] == 1
+                and seen_status == status,
+                seconds,
+            )
+        )
+    return results
+
+
+def _trigger_held_runs(stack: Stack, prefix: str, count: int) -> dict[str, set[str]]:
+    stack.emulator.set_durations(1, HELD)
+    expected = {}
+    for i in range(count):
+        run_id = f"{prefix}-{i:02d}"
+        path, expected[run_id] = write_input(stack, run_id)
+        stack.api.trigger(WAIT_DAG, run_id, {"input_file": path})
+    return expected
+
+
+def _poll(until: Callable[[], bool], timeout: float, every: float = 1.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if until():
+            return True
+        time.sleep(every)
+    return False
+
+
+def many_concurrent_runs(stack: Stack) -> list[Result]:
+    """50 runs wait on 50 batches at once through a worker with fewer slots: only deferral allows it."""
+    started = time.monotonic()
+    expected = _trigger_held_runs(stack, "e2e-many", MANY_RUNS)
+    run_ids = sorted(expected)
+    slots = int(stack.env["AIRFLOW__CELERY__WORKER_CONCURRENCY"])
+    peak: Counter[str] = Counter()
+
+    def all_deferred() -> bool:
+        states = Counter(ti["state"] for ti in stack.api.task_instances(WAIT_DAG, run_ids, "wait_for_batch"))
+        for state, count in states.items():
+            peak[state] = max(peak[state], count)
+        return states["deferred"] == MANY_RUNS
+
+    _poll(all_deferred, 420)
+    stack.emulator.advance(HELD)
+    final = stack.api.wait_runs(WAIT_DAG, run_ids, 300)
+    succeeded = [run_id for run_id in run_ids if final[run_id] == "success"]
+    correct = sum(output_matches(stack, run_id, expected[run_id]) for run_id in succeeded)
+    return [
+        Result(
+            f"{MANY_RUNS} concurrent runs, sensors deferred",
+            f"{MANY_RUNS}/{MANY_RUNS} success with their own output; "
+            f"{MANY_RUNS} deferred at once on {slots} worker slots",
+            f"{len(succeeded)}/{MANY_RUNS} success, {correct} with their own output; "
+            f"peak {peak['deferred']} deferred, {peak['running']} running",
+            len(succeeded) == correct == MANY_RUNS and peak["deferred"] == MANY_RUNS,
+            time.monotonic() - started,
+        )
+    ]
+
+
+def triggerer_killed(stack: Stack) -> list[Result]:
+    """SIGKILL the triggerer holding the most waits: the other takes them over, deadlines unchanged."""
+    started = time.monotonic()
+    expected = _trigger_held_runs(stack, "e2e-takeover", TAKEOVER_RUNS)
+    run_ids = sorted(expected)
+
+    def sensors() -> list[dict]:
+        return stack.api.task_instances(WAIT_DAG, run_ids, "wait_for_batch")
+
+    def assigned() -> bool:
+        tis = sensors()
+        return len(tis) == TAKEOVER_RUNS and all(
+            ti["state"] == "deferred" and ti["trigger"] and ti["trigger"]["triggerer_id"] for ti in tis
+        )
+
+    if not _poll(assigned, 240):
+        return [Result("triggerer killed, other takes over", "all waits assigned", "not assigned", False, 0)]
+    before = {ti["trigger"]["id"]: ti["trigger"]["triggerer_id"] for ti in sensors()}
+    deadlines = {row["id"]: row["deadline"] for row in stack.trigger_rows() if row["id"] in before}
+    by_name = {name: job for name, job in stack.triggerer_jobs.items()}
+    held = Counter(before.values())
+    victim = max(by_name, key=lambda name: held[by_name[name]])
+    survivor = next(job for name, job in by_name.items() if name != victim)
+    stack.airflow[victim].kill_hard()
+    killed_at = time.monotonic()
+
+    def taken_over() -> bool:
+        tis = sensors()
+        return all(ti["trigger"] and ti["trigger"]["triggerer_id"] == survivor for ti in tis)
+
+    moved = _poll(taken_over, 120)
+    takeover = time.monotonic() - killed_at
+    after_ids = {ti["trigger"]["id"] for ti in sensors() if ti["trigger"]}
+    after = {row["id"]: row["deadline"] for row in stack.trigger_rows() if row["id"] in before}
+    # A deadline that is there and unchanged: None would mean the trigger waits without limit.
+    same = sum(
+        1
+        for trigger_id, deadline in deadlines.items()
+        if deadline is not None and after.get(trigger_id) == deadline
+    )
+    stack.emulator.advance(HELD)
+    final = stack.api.wait_runs(WAIT_DAG, run_ids, 240)
+    succeeded = [run_id for run_id in run_ids if final[run_id] == "success"]
+    correct = sum(output_matches(stack, run_id, expected[run_id]) for run_id in succeeded)
+    n = TAKEOVER_RUNS
+    return [
+        Result(
+            "triggerer SIGKILLed, other takes over",
+            f"{n}/{n} success; waits move to the survivor; same triggers, {n}/{n} deadlines unchanged",
+            f"{correct}/{n} success with their output; {held[by_name[victim]]} waits moved "
+            f"{'in ' + format(takeover, '.0f') + ' s' if moved else 'NOT in time'}; "
+            f"{'same' if after_ids == set(before) else 'new'} triggers, {same}/{n} deadlines unchanged",
+            moved and correct == n and after_ids == set(before) and same == n,
+            time.monotonic() - started,
+        )
+    ]
+
+
+def worker_killed_mid_submit(stack: Stack) -> list[Result]:
+    """SIGKILL the worker after Together created the batch but before the answer came back: the retry
+    must find that batch instead of creating a second one."""
+    started = time.monotonic()
+    stack.emulator.set_durations(1, 2)
+    before = {batch["id"] for batch in stack.emulator.batches()}
+    # The batch is created, then the answer is held back long enough to kill the worker meanwhile.
+    stack.emulator.set_faults(
+        [{"method": "POST", "path": "^/v1/batches$", "kind": "slow", "delay": 300, "phase": "after"}]
+    )
+    run_id = "e2e-worker-kill"
+    path, expected = write_input(stack, run_id)
+    stack.api.trigger(WAIT_DAG, run_id, {"input_file": path})
+    created = _poll(lambda: {b["id"] for b in stack.emulator.batches()} - before, 180, every=0.5)
+    submit = stack.api.task_instance(WAIT_DAG, run_id, "submit_batch")
+    if not created or submit["state"] != "running":
+        stack.emulator.clear_faults()
+        return [
+            Result(
+                "worker SIGKILLed mid-submit",
+                "submit running when its batch is created",
+                f"batch created: {bool(created)}; submit {submit['state']}",
+                False,
+                time.monotonic() - started,
+            )
+        ]
+    worker = max((name for name in stack.airflow if name.startswith("worker-")), key=lambda n: int(n[7:]))
+    stack.airflow[worker].kill_hard()
+    stack.emulator.clear_faults()
+    stack.start_worker()
+    state = stack.api.wait_runs(WAIT_DAG, [run_id], 300)[run_id]
+    submit = stack.api.task_instance(WAIT_DAG, run_id, "submit_batch")
+    new = {batch["id"] for batch in stack.emulator.batches()} - before
+    correct = state == "success" and output_matches(stack, run_id, expected)
+    return [
+        Result(
+            "worker SIGKILLed mid-submit",
+            "success after submit_batch's retry (try 2); 1 batch created",
+            f"{state}{' with its output' if correct else ''}; submit_batch try {submit['try_number']}; "
+            f"{len(new)} batch{'es' if len(new) != 1 else ''} created",
+            correct and submit["try_number"] == 2 and len(new) == 1,
+            time.monotonic() - started,
+        )
+    ]
+
+
+SCENARIOS: list[Callable[[Stack], list[Result]]] = [
+    example_and_failures,
+    many_concurrent_runs,
+    triggerer_killed,
+    worker_killed_mid_submit,
+]
