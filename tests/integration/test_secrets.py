@@ -87,6 +87,15 @@ def test_key_appears_nowhere_airflow_keeps(
             assert key not in text, f"API key found in {name}"
     assert "Bearer ***" not in captured.out or TEST_KEY not in captured.out
 
+    # Trigger kwargs are stored encrypted when a Fernet key is set: read them decrypted, as the triggerer does.
+    from airflow.models.trigger import Trigger
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        stored = [json.dumps(t.kwargs, default=str) for t in session.query(Trigger).all()]
+    print(f"{len(stored)} trigger rows kept")
+    assert all(TEST_KEY not in kwargs and WRONG_KEY not in kwargs for kwargs in stored)
+
     rows_seen, hits = scan_database(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
     assert hits == []
     assert set(rows_seen) >= MUST_SCAN, sorted(rows_seen)
