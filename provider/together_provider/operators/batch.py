@@ -85,20 +85,22 @@ def _clean_id(value: Any) -> str | None:
     return None if text in ("", "None", "null") else text
 
 
-class GetBatchOperator(_TogetherOperator):
-    """Fetch a batch. Returns it as a JSON-safe dict and pushes ``status``, ``output_file_id`` and
-    ``error_file_id`` to XCom.
-
-    :param batch_id: the batch to fetch (templated).
-    :param together_conn_id: the Airflow connection with the Together API key.
-    """
-
+class _OneBatchOperator(_TogetherOperator):
     template_fields: Sequence[str] = ("batch_id", "together_conn_id")
     operator_extra_links = (TogetherBatchLink(),)
 
     def __init__(self, *, batch_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.batch_id = batch_id
+
+
+class GetBatchOperator(_OneBatchOperator):
+    """Fetch a batch. Returns it as a JSON-safe dict and pushes ``status``, ``output_file_id`` and
+    ``error_file_id`` to XCom.
+
+    :param batch_id: the batch to fetch (templated).
+    :param together_conn_id: the Airflow connection with the Together API key.
+    """
 
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_fast():
@@ -111,20 +113,13 @@ class GetBatchOperator(_TogetherOperator):
         return data
 
 
-class CancelBatchOperator(_TogetherOperator):
+class CancelBatchOperator(_OneBatchOperator):
     """Cancel a batch that is still validating or running. A batch that already finished is left as it
     is (and logged), so a cancel task is safe to re-run. Returns the batch as a JSON-safe dict.
 
     :param batch_id: the batch to cancel (templated).
     :param together_conn_id: the Airflow connection with the Together API key.
     """
-
-    template_fields: Sequence[str] = ("batch_id", "together_conn_id")
-    operator_extra_links = (TogetherBatchLink(),)
-
-    def __init__(self, *, batch_id: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.batch_id = batch_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from together_provider.client.errors import BadRequestError
