@@ -1,0 +1,72 @@
+"""Get, cancel and download operators run against the emulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from together_provider._compat import AirflowFailException
+from together_provider.hooks.together import TogetherHook
+from together_provider.operators.batch import (
+    CancelBatchOperator,
+    DownloadBatchFileOperator,
+    GetBatchOperator,
+)
+
+from .test_cancel_on_kill import RecordingTI
+from .test_hook import wait_terminal, write_requests
+
+
+@pytest.fixture
+def hook(together_conn):
+    return TogetherHook()
+
+
+def test_get_pushes_status_and_files(hook, tmp_path):
+    batch = wait_terminal(
+        hook, hook.create_batch(hook.upload_file(write_requests(tmp_path / "g.jsonl")).id).id
+    )
+    ti = RecordingTI()
+    got = GetBatchOperator(task_id="g", batch_id=batch.id).execute({"ti": ti})
+    assert got["status"] == "COMPLETED" and got["output_file_id"] == batch.output_file_id
+    assert ti.xcoms["status"] == "COMPLETED" and ti.xcoms["output_file_id"] == batch.output_file_id
+    assert ti.xcoms["batch_url"].endswith(batch.id)
+
+
+def test_cancel_running_then_again_is_safe(hook, tmp_path):
+    src = write_requests(tmp_path / "c.jsonl", n=1, model="emulator/never-finish")
+    batch_id = hook.create_batch(hook.upload_file(src).id).id
+    assert (
+        CancelBatchOperator(task_id="c", batch_id=batch_id).execute({"ti": RecordingTI()})["status"]
+        == "CANCELLED"
+    )
+    assert (
+        CancelBatchOperator(task_id="c", batch_id=batch_id).execute({"ti": RecordingTI()})["status"]
+        == "CANCELLED"
+    )
+
+
+def test_cancel_of_a_finished_batch_leaves_it(hook, tmp_path):
+    done = wait_terminal(
+        hook, hook.create_batch(hook.upload_file(write_requests(tmp_path / "d.jsonl")).id).id
+    )
+    got = CancelBatchOperator(task_id="c", batch_id=done.id).execute({"ti": RecordingTI()})
+    assert got["status"] == "COMPLETED"
+
+
+def test_download_writes_the_file(hook, emu, tmp_path):
+    synthetic = emu.create_synthetic_file(10_000)
+    path = DownloadBatchFileOperator(
+        task_id="d", file_id=synthetic["id"], path=str(tmp_path / "o" / "x.jsonl")
+    ).execute({})
+    assert (tmp_path / "o" / "x.jsonl").stat().st_size == 10_000 and path.endswith("x.jsonl")
+
+
+@pytest.mark.parametrize("empty", [None, "", "None", "  "])
+def test_download_without_a_file_id(together_conn, empty, tmp_path):
+    op = DownloadBatchFileOperator(task_id="d", file_id=empty, path=str(tmp_path / "x.jsonl"))
+    with pytest.raises(AirflowFailException, match="file_id is empty"):
+        op.execute({})
+    allowed = DownloadBatchFileOperator(
+        task_id="d", file_id=empty, path=str(tmp_path / "x.jsonl"), allow_missing=True
+    )
+    assert allowed.execute({}) is None
