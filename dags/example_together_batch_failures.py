@@ -63,7 +63,8 @@ with DAG(
         soft_fail=True,
     )
 
-    @task(trigger_rule="all_done")
+    # One XCom for the dict: pushed key by key (what a dict return means), Airflow 3.0 refuses None values.
+    @task(trigger_rule="all_done", multiple_outputs=False)
     def report_partial_results(**context) -> dict:
         ti = context["ti"]
         found = {

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import secrets
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,8 @@ _HOME = Path(tempfile.mkdtemp(prefix="together-provider-tests-"))
 os.environ.setdefault("AIRFLOW_HOME", str(_HOME))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_HOME}/airflow.db")
+# Airflow 3.0-3.2 start dag.test()'s in-process execution API only when this is set (3.3 makes one up).
+os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_hex(32))
 # dag.test() runs only DAGs found in a bundle: the examples and the test DAGs are copied into one.
 _DAGS = _HOME / "dags"
 shutil.copytree(ROOT / "dags", _DAGS, ignore=shutil.ignore_patterns("__pycache__"))
@@ -66,7 +71,60 @@ def airflow_db():
     from airflow.utils import db
 
     db.resetdb()
+    _in_process_api_waits_for_its_lifespan()
     return _DAGS
+
+
+def _in_process_api_waits_for_its_lifespan() -> None:
+    """Airflow 3.0-3.2's dag.test() starts its in-process execution API's lifespan on another thread and
+    sends the first request without waiting for it, and unwinds the lifespan as soon as the API object
+    is garbage collected, though its transport is still in use. On 3.2 a request then fails with "no
+    attribute svcs_registry". 3.3 waits, and ties the lifespan to the transport: so does this."""
+    try:
+        from airflow.sdk.execution_time import supervisor
+    except ImportError:
+        return  # Airflow 2: dag.test() runs tasks without an execution API
+    make = getattr(supervisor, "in_process_api_server", None)
+    if make is None or getattr(make, "_waits_for_lifespan", False):
+        return
+
+    def ready_api_server():
+        api = make()
+        transport = api.transport  # cached; creating it starts the lifespan
+        transport._keeps_its_api_alive = api
+        deadline = time.monotonic() + 30
+        while not hasattr(api.app.state, "svcs_registry") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return api
+
+    ready_api_server._waits_for_lifespan = True  # type: ignore[attr-defined]
+    supervisor.in_process_api_server = ready_api_server
+
+
+@pytest.fixture(autouse=True)
+def _task_logs_to_this_tests_stdout():
+    """Airflow 2's dag.test() adds a stdout handler to the task logger once per process, bound to the
+    sys.stdout of the first test that ran a DAG (pytest's capture of that test, closed since). Dropping
+    it after each test lets the next dag.test() bind one to its own test's capture."""
+    yield
+    task_logger = logging.getLogger("airflow.task")
+    for handler in list(task_logger.handlers):
+        if type(handler) is logging.StreamHandler and handler.stream not in (sys.__stdout__, sys.__stderr__):
+            task_logger.removeHandler(handler)
+
+
+@pytest.fixture
+def task_logs(capsys, caplog):
+    """Everything tasks logged so far in this test, whitespace collapsed. Airflow 3 prints task logs
+    through structlog to stdout; Airflow 2 sends them through ``logging`` (caught by caplog) and, in
+    dag.test(), to stdout. Airflow 3.0 prints a task's exception with rich, wrapped at 80 columns."""
+    caplog.set_level(logging.INFO)
+
+    def read() -> str:
+        captured = capsys.readouterr()
+        return " ".join(" ".join((captured.out, captured.err, caplog.text)).split())
+
+    return read
 
 
 def load_dag(dags_folder: Path, file_name: str, dag_id: str):

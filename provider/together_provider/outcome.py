@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from together_provider._compat import AirflowException, AirflowFailException, AirflowSensorTimeout
+from together_provider._compat import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    xcom_push,
+)
 
 # Kept apart from the trigger module so that DAG files importing operators do not load it.
 EVENT_TIMEOUT = "TIMEOUT"
@@ -35,7 +40,7 @@ def finish_wait(
     result = {key: event.get(key) for key in XCOM_KEYS}
     ti = context["ti"]
     for key, value in result.items():
-        ti.xcom_push(key=key, value=value)
+        xcom_push(ti, key, value)
 
     files = f"output file {result['output_file_id']}, error file {result['error_file_id']}"
     if status in FAILED_STATUSES:

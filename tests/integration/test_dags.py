@@ -79,12 +79,12 @@ def test_request_errors_fail_when_asked(run_dag, mode):
 @pytest.mark.parametrize(
     ("model", "status"), [("emulator/batch-fail", "FAILED"), ("emulator/batch-expire", "EXPIRED")]
 )
-def test_failed_and_expired_fail_without_retries(run_dag, mode, model, status, capsys):
+def test_failed_and_expired_fail_without_retries(run_dag, mode, model, status, task_logs):
     _dag_run, tis, got = run_dag(f"together_plain_{mode}", model=model)
     assert state(tis["wait"]) == "failed"
     assert tis["wait"].try_number == 1 and tis["wait"].max_tries == 2
     assert got["status"] == status
-    assert f"Together batch {got['batch_id']} ended {status}: emulator:" in capsys.readouterr().out
+    assert f"Together batch {got['batch_id']} ended {status}: emulator:" in task_logs()
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -121,10 +121,10 @@ def test_soft_fail_skips(run_dag, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_timeout(run_dag, mode, capsys):
+def test_timeout(run_dag, mode, task_logs):
     _dag_run, tis, _got = run_dag(f"together_timeout_{mode}", model="emulator/never-finish")
     assert state(tis["wait"]) == "failed"
-    assert "timed out" in capsys.readouterr().out.lower()
+    assert "timed out" in task_logs().lower()
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -136,7 +136,7 @@ def test_submit_and_wait_same_outcomes(run_dag, mode):
     assert state(tis["wait"]) == "failed" and tis["wait"].try_number == 1 and got["status"] == "EXPIRED"
 
 
-def test_example_dag_end_to_end(airflow_db, together_conn, monkeypatch, tmp_path, capsys):
+def test_example_dag_end_to_end(airflow_db, together_conn, monkeypatch, tmp_path, task_logs):
     monkeypatch.setenv("TOGETHER_EXAMPLE_POLL_INTERVAL", "0.2")
     monkeypatch.setenv("TOGETHER_EXAMPLE_OUTPUT_DIR", str(tmp_path))
     dag = load_dag(airflow_db, "example_together_batch.py", "example_together_batch")
@@ -147,7 +147,7 @@ def test_example_dag_end_to_end(airflow_db, together_conn, monkeypatch, tmp_path
         "download_output": "success",
         "summarize": "success",
     }
-    out = capsys.readouterr().out
+    out = task_logs()
     assert "Together batch results: 6 answers, 0 failed requests" in out
     assert "question-1: Emulated answer to: What is the capital of France?" in out
     assert len(list(tmp_path.glob("*/output.jsonl"))) == 1

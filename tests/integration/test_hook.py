@@ -257,7 +257,7 @@ def test_async_reads_share_the_policy(hook, emu, tmp_path):
 
 
 def test_key_is_masked_for_logs(hook, emu):
-    from airflow.sdk.log import redact
+    from airflow.providers.common.compat.sdk import redact
 
     hook.list_batches()
     assert TEST_KEY not in str(redact(f"Authorization: Bearer {TEST_KEY}"))

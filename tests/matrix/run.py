@@ -1,0 +1,299 @@
+"""Run the test suite against several Airflow versions, each in its own virtualenv, and print a table.
+
+    python3 tests/matrix/run.py              # the CI legs: Airflow 2.11 and 3.3
+    python3 tests/matrix/run.py 2.11         # one leg
+    python3 tests/matrix/run.py 3.3@3.12     # Airflow 3.3 on Python 3.12
+    python3 tests/matrix/run.py --full       # every supported Airflow minor, plus the Python edges
+    python3 tests/matrix/run.py 2.11 -- -k trigger   # extra pytest arguments after --
+
+Each leg installs ``tests/matrix/requirements-<airflow minor>.txt`` (the exact Airflow release and the
+provider versions pip needs pinned for it) plus this package with its test extras into
+``.venv-matrix/airflow-<minor>-py<python>/``. A venv is rebuilt only when its inputs change, so a warm
+run costs the tests alone. Standard library only: it runs before any venv exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import glob
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+VENVS = ROOT / ".venv-matrix"
+SUITES = ("unit", "integration", "dag.test", "conformance")
+DEFAULT_PYTHON = "3.11"
+# Cheap enough for every CI run: the oldest and the newest supported Airflow.
+CI_LEGS = ("2.11", "3.3")
+# Every supported minor on the default Python, and each end of the Python range on the oldest and newest
+# Airflow: together they back the README's compatibility table.
+FULL_LEGS = ("2.11", "3.0", "3.1", "3.2", "3.3", "2.11@3.10", "3.3@3.10", "3.3@3.12")
+# The installed-package inputs of a venv: a change to any of them rebuilds it.
+INSTALL_INPUTS = ("setup.cfg", "pyproject.toml")
+# The e2e suite drives a real Airflow deployment of the main venv's version, and the Docker config test
+# checks that deployment's files against the main venv's Airflow: neither says anything about another.
+PYTEST_ARGS = (
+    "-q",
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "tests.matrix.suites",
+    "-m",
+    "not e2e",
+    "--ignore=tests/e2e",
+    "--ignore=tests/integration/test_docker_config.py",
+)
+
+
+@dataclass
+class Leg:
+    airflow: str
+    python: str
+
+    @classmethod
+    def parse(cls, spec: str) -> Leg:
+        airflow, _, python = spec.partition("@")
+        return cls(airflow, python or DEFAULT_PYTHON)
+
+    @property
+    def name(self) -> str:
+        return f"airflow-{self.airflow}-py{self.python}"
+
+    @property
+    def venv(self) -> Path:
+        return VENVS / self.name
+
+    @property
+    def requirements(self) -> Path:
+        return HERE / f"requirements-{self.airflow}.txt"
+
+
+@dataclass
+class Result:
+    leg: Leg
+    airflow_version: str = "?"
+    python_version: str = "?"
+    install_seconds: float = 0.0
+    test_seconds: float = 0.0
+    exitstatus: int | None = None
+    suites: dict[str, dict[str, float]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.exitstatus == 0
+
+
+def find_python(version: str) -> str:
+    """``pythonX.Y`` from PATH, or from pyenv's versions when its shim refuses a non-global version."""
+    candidates = [shutil.which(f"python{version}")]
+    pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    candidates += sorted(glob.glob(f"{pyenv_root}/versions/{version}.*/bin/python{version}"), reverse=True)
+    for candidate in candidates:
+        if candidate and _runs(candidate):
+            return candidate
+    raise RuntimeError(f"no working python{version} found (looked on PATH and in {pyenv_root}/versions)")
+
+
+def _runs(python: str) -> bool:
+    try:
+        return subprocess.run([python, "-c", "pass"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _stamp(leg: Leg) -> str:
+    digest = hashlib.sha256(leg.python.encode())
+    for path in (leg.requirements, *(ROOT / name for name in INSTALL_INPUTS)):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(leg: Leg) -> Iterator[None]:
+    # Two runs on one machine (two engineers, or CI beside a developer) must not share a venv at once.
+    VENVS.mkdir(exist_ok=True)
+    with open(VENVS / f".{leg.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def ensure_venv(leg: Leg, *, reinstall: bool = False) -> float:
+    """Build the leg's venv unless an identical one exists. Returns the seconds spent installing."""
+    if not leg.requirements.exists():
+        missing = leg.requirements.relative_to(ROOT)
+        raise RuntimeError(f"no pins for Airflow {leg.airflow}: {missing} is missing")
+    stamp_file = leg.venv / ".matrix-stamp"
+    wanted = _stamp(leg)
+    python = leg.venv / "bin" / "python"
+    if not reinstall and python.exists() and stamp_file.exists() and stamp_file.read_text() == wanted:
+        return 0.0
+    started = time.monotonic()
+    print(f"== {leg.name}: building {leg.venv.relative_to(ROOT)}", flush=True)
+    shutil.rmtree(leg.venv, ignore_errors=True)
+    log = VENVS / f"{leg.name}.install.log"
+    with open(log, "w") as out:
+        steps = [
+            [find_python(leg.python), "-m", "venv", str(leg.venv)],
+            [str(python), "-m", "pip", "install", "--upgrade", "pip"],
+            [str(python), "-m", "pip", "install", "-r", str(leg.requirements), "-e", f"{ROOT}[test]"],
+        ]
+        for step in steps:
+            out.write(f"$ {' '.join(step)}\n")
+            out.flush()
+            if subprocess.run(step, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
+                tail = "".join(log.read_text().splitlines(keepends=True)[-25:])
+                raise RuntimeError(f"installing {leg.name} failed (full log: {log}):\n{tail}")
+    stamp_file.write_text(wanted)
+    return time.monotonic() - started
+
+
+def _installed(python: Path) -> tuple[str, str]:
+    code = (
+        "import importlib.metadata as m, platform; "
+        "print(m.version('apache-airflow'), platform.python_version())"
+    )
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{python} cannot report its Airflow version: {done.stderr.strip()[-500:]}")
+    airflow, python_version = done.stdout.split()
+    return airflow, python_version
+
+
+def _child_env(report: Path) -> dict[str, str]:
+    # The tests build their own Airflow home and connections: nothing from the caller's may leak in.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW", "TOGETHER_", "PYTHONPATH", "VIRTUAL_ENV"))
+    }
+    env["TOGETHER_MATRIX_REPORT"] = str(report)
+    return env
+
+
+def run_leg(leg: Leg, pytest_args: list[str], *, reinstall: bool = False) -> Result:
+    result = Result(leg)
+    try:
+        with _locked(leg):
+            result.install_seconds = ensure_venv(leg, reinstall=reinstall)
+            python = leg.venv / "bin" / "python"
+            result.airflow_version, result.python_version = _installed(python)
+            versions = f"Airflow {result.airflow_version}, Python {result.python_version}"
+            print(f"== {leg.name}: {versions}", flush=True)
+            with tempfile.TemporaryDirectory(prefix=f"together-matrix-{leg.name}-") as tmp:
+                report = Path(tmp) / "report.json"
+                log = VENVS / f"{leg.name}.pytest.log"
+                started = time.monotonic()
+                with open(log, "w") as out:
+                    completed = subprocess.run(
+                        [str(python), "-m", "pytest", *PYTEST_ARGS, *pytest_args],
+                        cwd=ROOT,
+                        env=_child_env(report),
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                result.test_seconds = time.monotonic() - started
+                result.exitstatus = completed.returncode
+                lines = log.read_text(errors="replace").splitlines()
+                if report.exists():
+                    data = json.loads(report.read_text())
+                    result.suites = data["suites"]
+                    result.failures = data["failures"]
+                if completed.returncode != 0:
+                    print(f"== {leg.name}: pytest exited {completed.returncode}; end of {log}:", flush=True)
+                    print("\n".join(lines[-40:]), flush=True)
+                else:
+                    print(f"== {leg.name}: {lines[-1] if lines else ''}", flush=True)
+    except RuntimeError as exc:
+        result.error = str(exc)
+        print(f"== {leg.name}: {exc}", flush=True)
+    return result
+
+
+def _cell(counts: dict[str, float] | None) -> str:
+    if not counts:
+        return "-"
+    passed, failed, skipped = int(counts["passed"]), int(counts["failed"]), int(counts["skipped"])
+    text = f"{passed} passed" if not failed else f"FAILED {failed}/{passed + failed}"
+    if skipped:
+        text += f", {skipped} skipped"
+    return text
+
+
+def table(results: list[Result]) -> str:
+    header = ["Airflow", "Python", *SUITES, "result", "install", "tests"]
+    rows = []
+    for r in results:
+        if r.error is not None:
+            cells = ["not run"] * len(SUITES)
+        else:
+            cells = [_cell(r.suites.get(suite)) for suite in SUITES]
+        rows.append(
+            [
+                r.airflow_version if r.airflow_version != "?" else r.leg.airflow,
+                r.python_version if r.python_version != "?" else r.leg.python,
+                *cells,
+                "ok" if r.ok else "FAIL",
+                f"{r.install_seconds:.0f} s",
+                f"{r.test_seconds:.0f} s",
+            ]
+        )
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        return (
+            "| " + " | ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)) + " |"
+        )
+
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in argv:
+        at = argv.index("--")
+        argv, extra = argv[:at], argv[at + 1 :]
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("legs", nargs="*", help="AIRFLOW_MINOR[@PYTHON], e.g. 2.11 or 3.3@3.12")
+    parser.add_argument("--full", action="store_true", help=f"every leg: {' '.join(FULL_LEGS)}")
+    parser.add_argument("--reinstall", action="store_true", help="rebuild the venvs even if unchanged")
+    args = parser.parse_args(argv)
+    specs = list(FULL_LEGS) if args.full else (args.legs or list(CI_LEGS))
+    legs = [Leg.parse(spec) for spec in specs]
+
+    started = time.monotonic()
+    results = [run_leg(leg, extra, reinstall=args.reinstall) for leg in legs]
+    print()
+    print(table(results))
+    for r in results:
+        for nodeid in r.failures[:20]:
+            print(f"  {r.leg.name} FAILED {nodeid}")
+    totals = {
+        key: sum(int(c[key]) for r in results for c in r.suites.values())
+        for key in ("passed", "failed", "skipped")
+    }
+    failed = totals["failed"] + sum(1 for r in results if not r.ok and not r.failures)
+    print(f"\n{len(legs)} legs in {time.monotonic() - started:.0f} s")
+    line = f"matrix: {totals['passed']} passed, {failed} failed"
+    print(line + (f", {totals['skipped']} skipped" if totals["skipped"] else ""))
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""One place resolves Airflow names: the rule that keeps the provider working on 2.11 and every 3.x."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from together_provider import _compat
+
+PACKAGE = Path(_compat.__file__).resolve().parent
+# The common-compat provider resolves names per version; anything else from Airflow goes through
+# _compat.py, so a difference between versions is handled there once.
+ALLOWED_PREFIX = "airflow.providers.common.compat"
+
+
+def airflow_imports(path: Path) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found += [(node.lineno, name) for name in names if name == "airflow" or name.startswith("airflow.")]
+    return found
+
+
+def test_airflow_is_imported_only_through_compat():
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)}:{line} imports {name}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "_compat.py"
+        for line, name in airflow_imports(path)
+        if not name.startswith(ALLOWED_PREFIX)
+    ]
+    assert offenders == [], "import these through together_provider._compat:\n" + "\n".join(offenders)
+
+
+def test_version_checks_live_in_compat():
+    """Version flags may be read elsewhere, but only _compat.py compares versions itself."""
+    offenders = [
+        str(path.relative_to(PACKAGE.parent))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "_compat.py"
+        and any(word in path.read_text() for word in ("airflow.__version__", "get_base_airflow_version"))
+    ]
+    assert offenders == []
+
+
+def test_parsing_a_dag_does_not_load_the_http_stack():
+    """DAG files import the operators at every parse; the HTTP hook (requests, aiohttp) is resolved
+    lazily by _compat, on workers and triggerers only."""
+    code = (
+        "import sys\n"
+        "import together_provider.operators.batch, together_provider.sensors.batch\n"
+        "print(sorted(m for m in ('airflow.providers.http.hooks.http', 'aiohttp') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_http_hook_resolves_lazily():
+    from airflow.providers.http.hooks.http import HttpHook
+
+    assert _compat.HttpHook is HttpHook
+    with pytest.raises(AttributeError):
+        _compat.NoSuchName  # noqa: B018
+
+
+class RecordingTI:
+    def __init__(self):
+        self.xcoms = {}
+
+    def xcom_push(self, key, value):
+        self.xcoms[key] = value
+
+
+def test_xcom_push_skips_none_only_where_airflow_refuses_it():
+    ti = RecordingTI()
+    _compat.xcom_push(ti, "status", "COMPLETED")
+    _compat.xcom_push(ti, "error_file_id", None)
+    expected = {"status": "COMPLETED"}
+    if _compat.XCOM_STORES_NONE:
+        expected["error_file_id"] = None
+    assert ti.xcoms == expected
+
+
+def test_xcom_none_support_by_version():
+    from airflow import __version__
+
+    major, minor = (int(part) for part in __version__.split(".")[:2])
+    assert _compat.XCOM_STORES_NONE is ((major, minor) != (3, 0))

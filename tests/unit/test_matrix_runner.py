@@ -1,0 +1,56 @@
+"""The version matrix's own bookkeeping: which suite a test belongs to, and the table it prints."""
+
+from __future__ import annotations
+
+import pytest
+from tests.matrix import run, suites
+
+
+@pytest.mark.parametrize(
+    ("path", "fixtures", "suite"),
+    [
+        ("/repo/tests/unit/client/test_retry.py", (), "unit"),
+        ("/repo/tests/integration/test_hook.py", ("emu",), "integration"),
+        ("/repo/tests/integration/test_dags.py", ("run_dag", "airflow_db"), "dag.test"),
+        ("/repo/tests/conformance/test_together_sdk.py", (), "conformance"),
+        ("tests/conformance/test_together_sdk.py", (), "conformance"),
+        ("/repo/scripts/demo.py", (), "other"),
+    ],
+)
+def test_suite_of(path, fixtures, suite):
+    assert suites.suite_of(path, fixtures) == suite
+
+
+def test_leg_spec():
+    assert run.Leg.parse("2.11") == run.Leg("2.11", run.DEFAULT_PYTHON)
+    leg = run.Leg.parse("3.3@3.12")
+    assert (leg.airflow, leg.python, leg.name) == ("3.3", "3.12", "airflow-3.3-py3.12")
+    assert leg.requirements.name == "requirements-3.3.txt"
+
+
+def test_every_leg_has_its_pins():
+    for spec in {*run.CI_LEGS, *run.FULL_LEGS}:
+        text = run.Leg.parse(spec).requirements.read_text()
+        assert "apache-airflow==" in text, spec
+
+
+def test_table_marks_failures_and_missing_suites():
+    counts = {"passed": 3, "failed": 0, "skipped": 1, "seconds": 1.0}
+    ok = run.Result(run.Leg.parse("2.11"), "2.11.2", "3.11.7", 40.0, 170.0, 0, {"unit": counts}, [])
+    bad = run.Result(
+        run.Leg.parse("3.0"),
+        "3.0.6",
+        "3.11.7",
+        0.0,
+        90.0,
+        1,
+        {"dag.test": {"passed": 28, "failed": 2, "skipped": 0, "seconds": 9.0}},
+        ["tests/integration/test_dags.py::test_timeout[poke]"],
+    )
+    broken = run.Result(run.Leg.parse("3.1"), error="installing failed")
+    lines = run.table([ok, bad, broken]).splitlines()
+    header = [cell.strip() for cell in lines[0].split("|")[1:-1]]
+    assert header == ["Airflow", "Python", *run.SUITES, "result", "install", "tests"]
+    assert "3 passed, 1 skipped" in lines[2] and "| ok " in lines[2]
+    assert "FAILED 2/30" in lines[3] and "| FAIL " in lines[3]
+    assert "not run" in lines[4] and "| 3.1 " in lines[4]
