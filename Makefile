@@ -4,14 +4,19 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 E2E_STAMP := $(VENV)/.installed-e2e
+# Airflow versions for make test-matrix, each tested in its own venv under .venv-matrix/.
+LEGS ?= 2.11 3.3
 
-.PHONY: help venv demo test unit lint e2e clean
+.PHONY: help venv demo test unit lint e2e test-matrix test-matrix-full bench clean
 
 help:
 	@echo "make demo   run the example DAG end to end against the bundled emulator (or the real API)"
 	@echo "make test   lint, then every test (unit, integration, dag.test(), conformance)"
 	@echo "make lint   ruff and mypy"
+	@echo "make test-matrix       the tests on Airflow 2.11 and 3.3, each in its own venv (LEGS=\"2.11 3.0\" to choose)"
+	@echo "make test-matrix-full  the tests on Airflow 2.11, 3.0, 3.1, 3.2, 3.3 and the Python 3.10/3.12 edges"
 	@echo "make e2e    real Airflow (Postgres, Celery, two triggerers) against the emulator: the scenarios table"
+	@echo "make bench  the performance measurements of issue 6: one table, and out/bench/results.json (~25 min)"
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +34,8 @@ demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check provider tests dags scripts
-	$(BIN)/ruff format --check provider tests dags scripts
+	$(BIN)/ruff check provider tests dags scripts benchmarks
+	$(BIN)/ruff format --check provider tests dags scripts benchmarks
 	$(BIN)/mypy
 
 unit: $(STAMP)
@@ -43,5 +48,30 @@ e2e: $(E2E_STAMP)
 	bash tests/e2e/install_system_deps.sh
 	$(BIN)/python -m tests.e2e.run_e2e
 
+test-matrix:
+	$(PYTHON) tests/matrix/run.py $(LEGS)
+
+test-matrix-full:
+	$(PYTHON) tests/matrix/run.py --full
+
+# The openai provider is only a comparison: it lives in .venv-bench, pinned to .venv's versions, never in .venv.
+BENCH_VENV ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_OUT ?= out/bench
+# e.g. BENCH_ARGS="--only parse,validation" or "--quick"
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): $(STAMP) benchmarks/requirements-bench.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	mkdir -p $(BENCH_OUT)
+	$(BIN)/python -m pip freeze --exclude-editable > $(BENCH_OUT)/constraints.txt
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -c $(BENCH_OUT)/constraints.txt -r benchmarks/requirements-bench.txt
+	touch $(BENCH_STAMP)
+
+bench: $(STAMP) $(BENCH_STAMP)
+	command -v curl >/dev/null || apt-get install -y -qq curl || echo "no curl: the download comparison is skipped"
+	$(BIN)/python -m benchmarks.run --out $(BENCH_OUT) --bench-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info provider/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info provider/*.egg-info .pytest_cache .mypy_cache .ruff_cache .venv-matrix
