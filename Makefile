@@ -14,7 +14,7 @@ help:
 	@echo "make test   lint, then every test (unit, integration, dag.test(), conformance)"
 	@echo "make lint   ruff and mypy"
 	@echo "make test-matrix       the tests on Airflow 2.11 and 3.3, each in its own venv (LEGS=\"2.11 3.0\" to choose)"
-	@echo "make test-matrix-full  the tests on Airflow 2.11, 3.0, 3.1, 3.2, 3.3 and the Python 3.10/3.12 edges"
+	@echo "make test-matrix-full  the tests on Airflow 2.11, 3.0, 3.1, 3.2, 3.3, and 2.11 and 3.3 on Python 3.12"
 	@echo "make e2e    real Airflow (Postgres, Celery, two triggerers) against the emulator: the scenarios table"
 	@echo "make bench  the performance measurements of issue 6: one table, and out/bench/results.json (~25 min)"
 
