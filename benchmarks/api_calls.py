@@ -193,7 +193,9 @@ def suite(harness: Harness) -> None:
                 scenario.subject,
                 f"{gets}; {_rate(result)} GETs/s; {result['connections_open_at_end']} TCP conns",
                 f"{ideal:.2f} (1 GET per batch per interval)" if ideal < 1 else "",
-                "-" if ideal >= 1 or per is None else ("yes" if per <= ideal * 1.5 else "NO"),
+                "-"
+                if ideal >= 1 or per is None
+                else ("yes" if per <= ideal * 1.5 else f"NO ({per / ideal:.1f}x)"),
             )
         else:
             ended = sum(result["events"].values())

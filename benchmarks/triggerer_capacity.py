@@ -270,9 +270,12 @@ def capacity_scenarios(quick: bool) -> list[Scenario]:
     slow_interval = 60.0 if not quick else 10.0
     scenarios = [Scenario("idle", "idle", 0, slow_interval, 10.0)]
     for n in sizes:
+        # 10,000 first polls take tens of seconds to go out, and each wait's second poll comes an
+        # interval after its first: 90 s leaves a steady window that holds most second polls.
+        duration = slow if n < 10_000 else 90.0
         for impl in ("together", "plain"):
             scenarios.append(
-                Scenario(f"{impl}-{n}-every-{slow_interval:g}s", impl, n, slow_interval, slow, 0.0, 10.0)
+                Scenario(f"{impl}-{n}-every-{slow_interval:g}s", impl, n, slow_interval, duration, 0.0, 10.0)
             )
     # Each OpenAIBatchTrigger builds an OpenAI client and polls with blocking calls on the loop: at
     # 1,000 waits one round takes minutes, so it runs at 100.
@@ -357,6 +360,9 @@ def describe(result: dict[str, Any]) -> str:
     if result["n"]:
         polls = result["polls_per_s"]
         parts.append(f"{polls:.0f} polls/s" if polls is not None else "no steady window")
+        if result.get("cpu_ms_per_poll") is not None:
+            # Whole-run CPU (heartbeat and start included) over polls: telling only where polls are many.
+            parts.append(f"CPU {result['cpu_ms_per_poll']:.1f} ms/poll")
         grown = (result["rss_peak"] or result["rss_end"]) - result["rss_base"]
         parts.append(f"RSS +{fmt_bytes(grown)} peak = {fmt_bytes(result['rss_per_wait_peak'])}/wait")
         startup = result["startup_s"]
@@ -377,21 +383,15 @@ def suite(harness: Harness) -> None:
         result = run_scenario(harness, scenario)
         results.append(result)
         lag_ok = None if result.get("lag_p99_s") is None else result["lag_p99_s"] < 0.020
-        target, ok = "", None
+        target, verdict = "", "-"
         if scenario.n >= 10_000 and scenario.interval >= 60:
             per_wait = result.get("rss_per_wait_peak")
+            memory_ok = per_wait is not None and per_wait < 10 * 1024
             target = "lag p99 < 20 ms, < 10 KB/wait"
-            ok = bool(lag_ok) and per_wait is not None and per_wait < 10 * 1024
+            verdict = f"lag {'yes' if lag_ok else 'NO'}, memory {'yes' if memory_ok else 'NO'}"
         elif scenario.n >= 1_000 and scenario.interval <= 1 and scenario.latency_ms >= 50:
-            target, ok = "lag p99 < 20 ms", lag_ok
-        harness.table.add(
-            "1",
-            _case(scenario),
-            scenario.subject,
-            describe(result),
-            target,
-            "-" if not target else ("yes" if ok else "NO"),
-        )
+            target, verdict = "lag p99 < 20 ms", "yes" if lag_ok else "NO"
+        harness.table.add("1", _case(scenario), scenario.subject, describe(result), target, verdict)
     harness.results["triggerer_capacity"] = results
 
 
