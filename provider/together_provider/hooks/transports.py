@@ -115,7 +115,11 @@ def _stream_to_file(response: requests.Response, request: ApiRequest[Any]) -> in
 def _aiohttp_timeout(settings: ConnectionSettings) -> aiohttp.ClientTimeout:
     import aiohttp
 
-    return aiohttp.ClientTimeout(total=None, connect=settings.connect_timeout, sock_read=settings.timeout)
+    # sock_connect, not connect: aiohttp's connect also counts the wait for a free connection of the
+    # shared pool, so thousands of waits starting at once would time out queueing, not connecting.
+    return aiohttp.ClientTimeout(
+        total=None, sock_connect=settings.connect_timeout, sock_read=settings.timeout
+    )
 
 
 async def send_async(
