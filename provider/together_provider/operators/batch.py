@@ -199,7 +199,7 @@ class SubmitBatchOperator(_TogetherOperator):
     :param force_new: always create a new batch, even when an earlier try of this task instance
         already submitted one (by default a retry, a clear or a worker crash reuses that batch).
     :param adaptive_polling: while deferred, poll sooner when the batch's progress rate says it is
-        about to finish and later when far from it (between 1/4 and 4x ``poll_interval``).
+        about to finish and later when far from it (between 1/4 and 2x ``poll_interval``).
     :param cancel_on_kill: cancel the batch when the task is killed or marked failed, also while its
         wait is deferred (this operator owns the batch it created).
     :param together_conn_id: the Airflow connection with the Together API key.

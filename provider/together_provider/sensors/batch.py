@@ -43,7 +43,7 @@ class BatchCompletionSensor(BaseSensorOperator):
     :param max_consecutive_failures: polls in a row that may fail on transient errors (after the
         client's own retries) before the wait gives up.
     :param adaptive_polling: while deferred, poll sooner when the batch's progress rate says it is
-        about to finish and later when far from it (between 1/4 and 4x ``poll_interval``).
+        about to finish and later when far from it (between 1/4 and 2x ``poll_interval``).
     :param cancel_on_kill: cancel the batch when this task is killed or marked failed, also while
         deferred. Off by default: a sensor usually waits on a batch it does not own.
     :param timeout: how long to wait in all, in seconds. Defaults to Airflow's sensor default but

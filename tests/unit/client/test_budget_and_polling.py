@@ -42,8 +42,9 @@ def test_predicted_seconds_left(first, now, progress, left):
     [
         (None, None, True, 60),  # nothing known yet: the author's interval
         (10, None, True, 15),  # about to finish: a quarter of the interval at least
-        (100, None, True, 50),  # half the predicted time left
-        (100_000, None, True, 240),  # far away: at most four intervals
+        (400, None, True, 50),  # an eighth of the predicted time left
+        (100, None, True, 15),  # an eighth is 12.5 s: the floor holds
+        (100_000, None, True, 120),  # far away: at most two intervals
         (100_000, None, False, 60),
         (100_000, 30, True, 30),  # never past the deadline
     ],
