@@ -1,7 +1,9 @@
 """Streaming validation of a batch input file, before anything is uploaded or paid for.
 
-One pass, one line in memory at a time: memory stays flat whatever the file size (the set of
-custom_ids is bounded by the line limit). The same pass computes the SHA-256 the upload sends.
+One pass, one block of lines in memory at a time: memory stays flat whatever the file size (the set
+of custom_ids is bounded by the line limit). The same pass computes the SHA-256 the upload sends. Lines
+go through msgspec when Airflow brought it (see :mod:`.jsonl_fast`), else, and whenever msgspec cannot
+vouch for a line, through ``json``, which words every error.
 """
 
 from __future__ import annotations
@@ -9,15 +11,27 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, BinaryIO
 
 from together_provider.client.errors import InputFileError
+
+_fast: ModuleType | None
+try:
+    from together_provider.client import jsonl_fast as _fast
+except ImportError:  # no msgspec (Airflow 2 may lack it): every line takes the json path
+    _fast = None
 
 MAX_LINES = 50_000
 MAX_FILE_BYTES = 100 * 1024 * 1024
 MAX_LINE_BYTES = 10 * 1024 * 1024
 MAX_CUSTOM_ID_CHARS = 64
 _CHUNK = 1024 * 1024
+# Measured on 2 KB lines: blocks that stay in the CPU cache are read, hashed, UTF-8-checked and parsed
+# fastest (256 KB: ~280 MB/s; 4 MB: ~140 MB/s).
+_BLOCK = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,71 @@ def _check_body(body: object, line: int, path: str, endpoint: str | None) -> str
     return model
 
 
+def _int(digits: str) -> int:
+    # int() refuses a number of more digits than sys.get_int_max_str_digits() (640 at the lowest) with a
+    # ValueError that escaped as a crash, though the line is valid JSON (and msgspec takes it). No rule
+    # reads a number, so a stand-in of the same type does.
+    return 0 if len(digits) > 640 else int(digits)
+
+
+def _check_line(raw: bytes, line: int, path: str, endpoint: str | None, seen: set[str]) -> str:
+    """Every rule of one line, with json: the path that words every error. Returns the model."""
+    if not raw.strip():
+        raise InputFileError("line is empty; remove blank lines", path=path, line=line)
+    try:
+        record = json.loads(raw, parse_int=_int)
+    except UnicodeDecodeError:
+        raise InputFileError("line is not valid UTF-8", path=path, line=line) from None
+    except json.JSONDecodeError as exc:
+        raise InputFileError(
+            f"line is not valid JSON ({exc.msg} at column {exc.colno})", path=path, line=line
+        ) from None
+    if not isinstance(record, dict):
+        raise InputFileError(
+            'line must be a JSON object like {"custom_id": "...", "body": {...}}', path=path, line=line
+        )
+    custom_id = record.get("custom_id")
+    if not isinstance(custom_id, str) or not custom_id:
+        raise InputFileError("'custom_id' is missing or not a non-empty string", path=path, line=line)
+    if len(custom_id) > MAX_CUSTOM_ID_CHARS:
+        raise InputFileError(
+            f"'custom_id' is {len(custom_id)} characters, over the limit of {MAX_CUSTOM_ID_CHARS}",
+            path=path,
+            line=line,
+        )
+    if custom_id in seen:
+        raise InputFileError(
+            f"'custom_id' {custom_id!r} is used twice; each request needs a unique id", path=path, line=line
+        )
+    seen.add(custom_id)
+    if "body" not in record:
+        raise InputFileError("'body' is missing; put the request under 'body'", path=path, line=line)
+    return _check_body(record["body"], line, path, endpoint)
+
+
+def _blocks(handle: BinaryIO, digest: Any) -> Iterator[bytes]:
+    """The file as blocks of whole lines, hashed as read. Whole lines, so a block's UTF-8 is checked in
+    one call and no character is cut; a line still unfinished past the size limit comes alone, to fail
+    that rule without being read to its end."""
+    unfinished: list[bytes] = []  # in pieces: joining once keeps a line of megabytes linear to gather
+    pending = 0
+    while chunk := handle.read(_BLOCK):
+        digest.update(chunk)
+        end = chunk.rfind(b"\n") + 1
+        if not end:
+            unfinished.append(chunk)
+            pending += len(chunk)
+            if pending > MAX_LINE_BYTES:
+                yield b"".join(unfinished)
+                return
+            continue
+        yield b"".join([*unfinished, chunk[:end]]) if unfinished else chunk[:end]
+        pending = len(chunk) - end
+        unfinished = [chunk[end:]] if pending else []
+    if pending:
+        yield b"".join(unfinished)
+
+
 def validate_input_file(path: str | os.PathLike[str], *, endpoint: str | None = None) -> InputFileSummary:
     """Check every Batch API rule on ``path``; raise :class:`InputFileError` naming the line and rule.
 
@@ -80,61 +159,41 @@ def validate_input_file(path: str | os.PathLike[str], *, endpoint: str | None = 
     seen: set[str] = set()
     models: set[str] = set()
     lines = 0
+    passes = _fast.checker(endpoint) if _fast is not None else None
     with open(name, "rb") as handle:
-        while True:
-            raw = handle.readline(MAX_LINE_BYTES + 1)
-            if not raw:
-                break
-            digest.update(raw)
-            lines += 1
-            if len(raw) > MAX_LINE_BYTES:
-                raise InputFileError(
-                    f"line is over the {MAX_LINE_BYTES:,}-byte limit for one request", path=name, line=lines
-                )
-            if lines > MAX_LINES:
-                raise InputFileError(
-                    f"more than {MAX_LINES:,} requests; the Batch API takes at most {MAX_LINES:,} per batch, "
-                    "split the file",
-                    path=name,
-                    line=lines,
-                )
-            if not raw.strip():
-                raise InputFileError("line is empty; remove blank lines", path=name, line=lines)
-            try:
-                record = json.loads(raw)
-            except UnicodeDecodeError:
-                raise InputFileError("line is not valid UTF-8", path=name, line=lines) from None
-            except json.JSONDecodeError as exc:
-                raise InputFileError(
-                    f"line is not valid JSON ({exc.msg} at column {exc.colno})", path=name, line=lines
-                ) from None
-            if not isinstance(record, dict):
-                raise InputFileError(
-                    'line must be a JSON object like {"custom_id": "...", "body": {...}}',
-                    path=name,
-                    line=lines,
-                )
-            custom_id = record.get("custom_id")
-            if not isinstance(custom_id, str) or not custom_id:
-                raise InputFileError(
-                    "'custom_id' is missing or not a non-empty string", path=name, line=lines
-                )
-            if len(custom_id) > MAX_CUSTOM_ID_CHARS:
-                raise InputFileError(
-                    f"'custom_id' is {len(custom_id)} characters, over the limit of {MAX_CUSTOM_ID_CHARS}",
-                    path=name,
-                    line=lines,
-                )
-            if custom_id in seen:
-                raise InputFileError(
-                    f"'custom_id' {custom_id!r} is used twice; each request needs a unique id",
-                    path=name,
-                    line=lines,
-                )
-            seen.add(custom_id)
-            if "body" not in record:
-                raise InputFileError("'body' is missing; put the request under 'body'", path=name, line=lines)
-            models.add(_check_body(record["body"], lines, name, endpoint))
+        for block in _blocks(handle, digest):
+            quick = passes
+            if quick is not None and not block.isascii():
+                try:
+                    block.decode()
+                except UnicodeDecodeError:
+                    # json accepts UTF-8-encoded surrogates, strict decoding does not: json decides.
+                    quick = None
+            view = memoryview(block)
+            start = 0
+            while start < len(block):
+                end = block.find(b"\n", start) + 1 or len(block)
+                lines += 1
+                if end - start > MAX_LINE_BYTES:
+                    raise InputFileError(
+                        f"line is over the {MAX_LINE_BYTES:,}-byte limit for one request",
+                        path=name,
+                        line=lines,
+                    )
+                if lines > MAX_LINES:
+                    raise InputFileError(
+                        f"more than {MAX_LINES:,} requests; the Batch API takes at most {MAX_LINES:,} "
+                        "per batch, split the file",
+                        path=name,
+                        line=lines,
+                    )
+                found = quick(view[start:end]) if quick is not None else None
+                if found is None or len(found[0]) > MAX_CUSTOM_ID_CHARS or found[0] in seen:
+                    models.add(_check_line(block[start:end], lines, name, endpoint, seen))
+                else:
+                    seen.add(found[0])
+                    models.add(found[1])
+                start = end
     return InputFileSummary(
         path=name, lines=lines, bytes=size, sha256=digest.hexdigest(), models=frozenset(models)
     )

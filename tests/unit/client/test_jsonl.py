@@ -10,6 +10,17 @@ from together_provider.client.errors import InputFileError
 from together_provider.client.jsonl import validate_input_file
 
 
+@pytest.fixture(autouse=True, params=["msgspec", "json"])
+def parse_path(request, monkeypatch):
+    """Every test here runs on both paths: msgspec (when Airflow brought it) and the json fallback."""
+    if request.param == "msgspec":
+        pytest.importorskip("msgspec")
+        assert jsonl._fast is not None
+    else:
+        monkeypatch.setattr(jsonl, "_fast", None)
+    return request.param
+
+
 def line(custom_id="r1", model="m", **extra):
     record = {
         "custom_id": custom_id,
@@ -124,7 +135,46 @@ def test_line_size_limit(tmp_path, monkeypatch):
         validate_input_file(path)
 
 
-def test_memory_stays_flat_on_a_large_file(tmp_path):
+def test_line_of_exactly_the_size_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(jsonl, "MAX_LINE_BYTES", 200)
+    fits = line("a", pad="y" * (199 - len(line("a", pad=""))))  # 199 bytes and its newline
+    too_long = line("b", pad="y" * (200 - len(line("b", pad=""))))
+    path = write(tmp_path, fits + "\n" + too_long + "\n")
+    with pytest.raises(InputFileError, match="line 2: line is over the 200-byte limit"):
+        validate_input_file(path)
+
+
+@pytest.mark.parametrize("block", [1, 7, 64])
+def test_lines_across_read_blocks(tmp_path, monkeypatch, block):
+    """Lines, and characters of several bytes, cut by the reads: same summary, same line numbers."""
+    text = "".join(
+        json.dumps(
+            {"custom_id": f"r{i}-é€😀", "body": {"model": "Grüße", "messages": [1]}}, ensure_ascii=False
+        )
+        + "\n"
+        for i in range(20)
+    )
+    text += line("last")
+    path = write(tmp_path, text)
+    whole = validate_input_file(path, endpoint="/v1/chat/completions")
+    monkeypatch.setattr(jsonl, "_BLOCK", block)
+    assert validate_input_file(path, endpoint="/v1/chat/completions") == whole
+    assert whole.lines == 21 and whole.sha256 == hashlib.sha256(text.encode()).hexdigest()
+    path = write(tmp_path, text + "\n" + line("last") + "\n")
+    with pytest.raises(InputFileError, match="line 22: 'custom_id' 'last' is used twice"):
+        validate_input_file(path)
+
+
+@pytest.mark.parametrize("newline", ["", "\n"])
+def test_long_line_across_read_blocks(tmp_path, monkeypatch, newline):
+    monkeypatch.setattr(jsonl, "_BLOCK", 16)
+    monkeypatch.setattr(jsonl, "MAX_LINE_BYTES", 100)
+    path = write(tmp_path, line("a") + "\n" + line("b", pad="y" * 500) + newline)
+    with pytest.raises(InputFileError, match="line 2: line is over the 100-byte limit"):
+        validate_input_file(path)
+
+
+def test_memory_stays_flat_on_a_large_file(tmp_path, parse_path):
     """A ~95 MB file with 50,000 lines validates without reading it whole. Measured in a fresh process,
     so the peak RSS of earlier tests cannot hide growth."""
     pad = "z" * 1900
@@ -134,13 +184,37 @@ def test_memory_stays_flat_on_a_large_file(tmp_path):
             handle.write(line(f"req-{i}", pad=pad) + "\n")
     probe = (
         "import resource, sys\n"
+        "from together_provider.client import jsonl\n"
         "from together_provider.client.jsonl import validate_input_file\n"
+        "if sys.argv[2] == 'json':\n"
+        "    jsonl._fast = None\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "summary = validate_input_file(sys.argv[1])\n"
         "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "print(summary.lines, summary.bytes, after - before)\n"
     )
-    out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(path), parse_path], capture_output=True, text=True, check=True
+    )
     lines, size, grown_kb = map(int, out.stdout.split())
     assert lines == 50_000 and size > 95_000_000
     assert grown_kb < 30_000, f"peak RSS grew by {grown_kb} KB while validating a {size:,}-byte file"
+
+
+def test_without_msgspec_every_line_takes_the_json_path(tmp_path):
+    """Airflow 2 may not bring msgspec: the import fails quietly and validation still works."""
+    path = write(tmp_path, line("a") + "\n" + line("a") + "\n")
+    probe = (
+        "import sys\n"
+        "sys.modules['msgspec'] = None\n"
+        "from together_provider.client import jsonl\n"
+        "assert jsonl._fast is None\n"
+        "try:\n"
+        "    jsonl.validate_input_file(sys.argv[1])\n"
+        "except jsonl.InputFileError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith(
+        "line 2: 'custom_id' 'a' is used twice; each request needs a unique id"
+    )
