@@ -240,3 +240,57 @@ def test_request_budget_paces_many_waits(make_batch, emu, monkeypatch):
     sent = len(emu.requests_log(method="GET"))
     # Unpaced, 20 waits polling every 0.1 s would send ~400 requests in 2 s.
     assert sent <= 10 * elapsed + 10 + 1, (sent, elapsed)
+
+
+def test_unchanged_polls_are_not_logged_again(make_batch, emu, monkeypatch):
+    """A wait logs a poll when status or progress moved (and its terminal one), not every unchanged
+    poll: ten thousand waits must not write ten thousand lines a minute."""
+    from together_provider.triggers import batch as trigger_module
+
+    lines: list[str] = []
+    real = trigger_module._progress_line
+    monkeypatch.setattr(trigger_module, "_progress_line", lambda *a: lines.append(real(*a)) or lines[-1])
+    stuck = make_batch(model="emulator/never-finish")
+    emu.set_clock(advance_seconds=3600)  # past validation, progress at its cap: nothing moves any more
+    trigger = BatchStatusTrigger(
+        batch_id=stuck, poll_interval=0.05, adaptive_polling=False, deadline=time.time() + 0.8
+    )
+    assert [e["status"] for e in asyncio.run(collect(trigger))] == ["TIMEOUT"]
+    polls = len(emu.requests_log(path=f"/v1/batches/{stuck}"))
+    assert polls >= 5, "the wait should have polled several times"
+    assert len(lines) == 1 and stuck in lines[0], lines
+
+    monkeypatch.setattr(trigger_module, "QUIET_LOG_SECONDS", 0.0)
+    lines.clear()
+    trigger = BatchStatusTrigger(
+        batch_id=stuck, poll_interval=0.05, adaptive_polling=False, deadline=time.time() + 0.5
+    )
+    asyncio.run(collect(trigger))
+    assert len(lines) >= 3, "with no quiet period every poll is logged"
+
+
+def test_waits_on_one_batch_stay_in_step(make_batch, emu):
+    """Ten waits on one batch, started a little apart: a wait that reused another's answer sleeps from
+    when that answer was fetched, so the waits keep sharing one request a round instead of drifting
+    apart by their jitter and read times, round after round."""
+    import random
+
+    batch_id = make_batch(model="emulator/never-finish", n=1)
+    emu.clear_requests_log()
+    interval, rounds = 0.5, 12
+
+    async def one(offset: float, deadline: float):
+        await asyncio.sleep(offset)
+        trigger = BatchStatusTrigger(
+            batch_id=batch_id, poll_interval=interval, deadline=deadline, adaptive_polling=False
+        )
+        return await collect(trigger)
+
+    async def scenario():
+        deadline = time.time() + interval * rounds
+        offsets = [random.uniform(0, interval * 0.2) for _ in range(10)]
+        return await asyncio.gather(*(one(offset, deadline) for offset in offsets))
+
+    assert all([e["status"] for e in events] == ["TIMEOUT"] for events in asyncio.run(scenario()))
+    polls = len(emu.requests_log(path=f"/v1/batches/{batch_id}"))
+    assert polls <= rounds * 1.5, f"{polls} requests in {rounds} rounds"

@@ -27,12 +27,42 @@ POOL_LIMIT = 32
 
 
 @dataclass
+class RecentAnswers:
+    """Answers of one kind, oldest first, each kept for the longest ``max_age`` asked of this kind.
+
+    Re-inserting on every write keeps the dict in fetch order, so forgetting is popping from the front:
+    O(1) per fetch however many waits the loop holds.
+    """
+
+    items: dict[Any, tuple[float, Any]] = field(default_factory=dict)
+    keep: float = 0.0
+
+    def fresh(self, key: Any, now: float, max_age: float) -> tuple[float, Any] | None:
+        """(fetched at, answer) when an answer is at most ``max_age`` old."""
+        found = self.items.get(key)
+        return found if found is not None and now - found[0] <= max_age else None
+
+    def put(self, key: Any, now: float, value: Any, max_age: float) -> None:
+        self.keep = max(self.keep, max_age)
+        self.items.pop(key, None)
+        self.items[key] = (now, value)
+        items = self.items
+        while items:
+            oldest = next(iter(items))
+            if now - items[oldest][0] <= self.keep:
+                break
+            del items[oldest]
+
+
+@dataclass
 class LoopShare:
     session: aiohttp.ClientSession | None = None
     users: int = 0
     budgets: dict[str, RequestBudget] = field(default_factory=dict)
     inflight: dict[Any, asyncio.Future[Any]] = field(default_factory=dict)
-    recent: dict[Any, tuple[float, Any]] = field(default_factory=dict)
+    # Keyed by the first item of a key ("batch", "settings"): one kind's long max_age must not keep
+    # another kind's answers alive.
+    recent: dict[Any, RecentAnswers] = field(default_factory=dict)
 
     def acquire_session(self) -> aiohttp.ClientSession:
         import aiohttp
@@ -54,16 +84,28 @@ class LoopShare:
             budget = self.budgets[conn_id] = RequestBudget(rate)
         return budget
 
-    async def once(self, key: Any, max_age: float, fetch: Callable[[], Awaitable[T]]) -> T:
+    async def once(self, key: tuple[Any, ...], max_age: float, fetch: Callable[[], Awaitable[T]]) -> T:
         """``fetch()``, unless an answer for ``key`` is at most ``max_age`` seconds old or on its way."""
+        value, _ = await self.once_aged(key, max_age, fetch)
+        return value
+
+    async def once_aged(
+        self, key: tuple[Any, ...], max_age: float, fetch: Callable[[], Awaitable[T]]
+    ) -> tuple[T, float]:
+        """Like :meth:`once`, with the answer's age in seconds: a wait that reuses another's answer
+        can time its next poll from when the answer was fetched, so waits on one batch fall into step
+        and keep sharing one poll."""
+        answers = self.recent.get(key[0])
+        if answers is None:
+            answers = self.recent[key[0]] = RecentAnswers()
         now = time.monotonic()
-        fresh = self.recent.get(key)
-        if fresh is not None and now - fresh[0] <= max_age:
-            return fresh[1]
+        found = answers.fresh(key, now, max_age)
+        if found is not None:
+            return found[1], now - found[0]
         pending = self.inflight.get(key)
         if pending is not None:
             try:
-                return await asyncio.shield(pending)
+                return await asyncio.shield(pending), 0.0
             except asyncio.CancelledError:
                 if not pending.cancelled():
                     raise
@@ -82,16 +124,10 @@ class LoopShare:
         else:
             future.set_result(value)
             if max_age > 0:
-                self.recent[key] = (time.monotonic(), value)
-                self._forget_stale(now, max_age)
-            return value
+                answers.put(key, time.monotonic(), value, max_age)
+            return value, 0.0
         finally:
             self.inflight.pop(key, None)
-
-    def _forget_stale(self, now: float, max_age: float) -> None:
-        if len(self.recent) > 4096:
-            for stale in [k for k, (at, _) in self.recent.items() if now - at > max_age]:
-                del self.recent[stale]
 
 
 _BY_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopShare] = weakref.WeakKeyDictionary()

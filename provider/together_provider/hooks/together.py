@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
-import time
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from together_provider._compat import HttpHook, mask_secret
+from together_provider._compat import HttpHook
 from together_provider.client import requests as api
-from together_provider.client.call import run_async, run_sync
+from together_provider.client.call import run_sync
 from together_provider.client.errors import BadRequestError, TogetherError
 from together_provider.client.jsonl import sha256_of
 from together_provider.client.models import BatchJob, BatchStatus, TogetherFile
 from together_provider.client.settings import DEFAULT_BASE_URL, ConnectionSettings
-from together_provider.hooks import loop_share
-from together_provider.hooks.transports import send_async, send_sync
+from together_provider.hooks.async_client import AsyncTogetherClient, connection_lookup, settings_from
+from together_provider.hooks.transports import send_sync
 
 if TYPE_CHECKING:
-    import aiohttp
     import requests
 
 T = TypeVar("T")
@@ -52,8 +49,6 @@ class TogetherHook(HttpHook):
     def __init__(self, together_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(method="GET", http_conn_id=together_conn_id, **kwargs)
         self.together_conn_id = together_conn_id
-        self._aio_session: aiohttp.ClientSession | None = None
-        self._async_settings: ConnectionSettings | None = None
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -69,36 +64,18 @@ class TogetherHook(HttpHook):
 
     # ---- settings -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _settings_from(conn: Any, extra: dict[str, Any]) -> ConnectionSettings:
-        settings = ConnectionSettings.from_parts(
-            host=conn.host,
-            schema=conn.schema,
-            port=conn.port,
-            password=conn.password,
-            extra=extra,
-            env=os.environ,
-        )
-        mask_secret(settings.api_key)
-        return settings
-
     @cached_property
     def settings(self) -> ConnectionSettings:
         conn = self.get_connection(self.together_conn_id)
-        return self._settings_from(conn, conn.extra_dejson)
+        return settings_from(conn, conn.extra_dejson)
+
+    @cached_property
+    def _async(self) -> AsyncTogetherClient:
+        return AsyncTogetherClient(self.together_conn_id, connection_lookup(self))
 
     async def asettings(self) -> ConnectionSettings:
         """Resolved without blocking the event loop (the connection may live in the metadata DB)."""
-        if self._async_settings is None:
-            from airflow.providers.common.compat.connection import (
-                get_async_connection,
-                get_async_extra_dejson,
-            )
-
-            conn = await get_async_connection(self.together_conn_id, hook=self)
-            extra = await get_async_extra_dejson(conn)
-            self._async_settings = self._settings_from(conn, extra)
-        return self._async_settings
+        return await self._async.settings()
 
     # ---- sync transport -------------------------------------------------------------------------
 
@@ -240,48 +217,22 @@ class TogetherHook(HttpHook):
         except Exception:
             return "(unresolved base URL)"
 
-    # ---- async transport ------------------------------------------------------------------------
-
-    async def _arun(self, request: api.ApiRequest[T]) -> T:
-        settings = await self.asettings()
-        share = loop_share.current()
-        if self._aio_session is None:
-            self._aio_session = share.acquire_session()
-        session = self._aio_session
-        budget = share.budget(self.together_conn_id, settings.requests_per_second)
-
-        async def send(req: api.ApiRequest[Any]) -> api.RawResponse:
-            wait = budget.reserve(time.monotonic())
-            if wait > 0:
-                await asyncio.sleep(wait)
-            return await send_async(session, settings, req)
-
-        return await run_async(request, settings.retry, send, asyncio.sleep)
+    # ---- async transport: the same client the triggers use ------------------------------------
 
     async def aget_batch(self, batch_id: str, *, max_age: float = 0.0) -> BatchJob:
         """The batch, shared with every other wait on it in this event loop: concurrent calls make one
         request, and an answer at most ``max_age`` seconds old is reused."""
-        request = api.get_batch(batch_id)
-        key = ("batch", self.together_conn_id, request.path)
-        return await loop_share.current().once(key, max_age, lambda: self._arun(request))
+        return await self._async.get_batch(batch_id, max_age=max_age)
 
     async def alist_batches(self) -> list[BatchJob]:
-        return await self._arun(api.list_batches())
+        return await self._async.list_batches()
 
     async def acancel_batch(self, batch_id: str) -> BatchJob:
-        try:
-            return await self._arun(api.cancel_batch(batch_id))
-        except BadRequestError:
-            batch = await self.aget_batch(batch_id)
-            if batch.status is BatchStatus.CANCELLED:
-                return batch
-            raise
+        return await self._async.cancel_batch(batch_id)
 
     async def aget_file(self, file_id: str) -> TogetherFile:
-        return await self._arun(api.get_file(file_id))
+        return await self._async.get_file(file_id)
 
     async def aclose(self) -> None:
         """Let go of the event loop's shared session (closed when its last user lets go)."""
-        if self._aio_session is not None:
-            self._aio_session = None
-            await loop_share.current().release_session()
+        await self._async.close()

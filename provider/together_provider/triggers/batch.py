@@ -22,6 +22,9 @@ _POLICY = RetryPolicy()
 # An answer fetched for another wait on the same batch is reused while younger than this part of the
 # interval: many tasks waiting on one batch cost one poll.
 SHARE_FRACTION = 0.25
+# A wait logs a poll when the status or progress moved, else at most this often: ten thousand waits
+# logging every unchanged poll would cost the loop more than the polls and bury the task log.
+QUIET_LOG_SECONDS = 600.0
 
 
 def batch_event(batch: BatchJob) -> dict[str, Any]:
@@ -105,10 +108,11 @@ class BatchStatusTrigger(BaseTrigger):
             },
         )
 
-    def _hook(self) -> Any:
-        from together_provider.hooks.together import TogetherHook
+    def _client(self) -> Any:
+        # Imported on first use: workers build this trigger only to defer, and need no aiohttp for that.
+        from together_provider.hooks.async_client import AsyncTogetherClient
 
-        return TogetherHook(together_conn_id=self.together_conn_id)
+        return AsyncTogetherClient(self.together_conn_id)
 
     def _end(self, status: str, message: str, *, retryable: bool = False) -> TriggerEvent:
         """A wait that ended without a terminal batch status. ``retryable`` tells the task whether
@@ -138,14 +142,16 @@ class BatchStatusTrigger(BaseTrigger):
         return wait
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = self._hook()
+        client = self._client()
         failures = 0
         first_seen: tuple[float, float] | None = None
         seconds_left: float | None = None
         error: Exception | None = None
+        logged: tuple[str, float | None] | None = None
+        logged_at = 0.0
         try:
             try:
-                await hook.asettings()
+                await client.settings()
             except Exception as exc:
                 # A missing connection or key: no later poll can fix it.
                 yield self._end(EVENT_ERROR, f"connection {self.together_conn_id!r}: {exc}")
@@ -158,9 +164,12 @@ class BatchStatusTrigger(BaseTrigger):
                     )
                     return
                 retry_after = None
+                age = 0.0
                 try:
                     # Waits on the same batch in this triggerer share one recent answer.
-                    batch = await hook.aget_batch(self.batch_id, max_age=self.poll_interval * SHARE_FRACTION)
+                    batch, age = await client.get_batch_aged(
+                        self.batch_id, max_age=self.poll_interval * SHARE_FRACTION
+                    )
                 except TogetherError as exc:
                     if isinstance(exc, APIStatusError) and not _POLICY.is_retryable(exc):
                         yield self._end(EVENT_ERROR, str(exc))
@@ -174,7 +183,10 @@ class BatchStatusTrigger(BaseTrigger):
                     if first_seen is None and batch.progress is not None:
                         first_seen = (now, batch.progress)
                     seconds_left = predicted_seconds_left(first_seen, now, batch.progress)
-                    self.log.info(_progress_line(batch, first_seen, now, seconds_left))
+                    state = (batch.raw_status, batch.progress)
+                    if state != logged or now - logged_at >= QUIET_LOG_SECONDS or batch.status.is_terminal:
+                        self.log.info(_progress_line(batch, first_seen, now, seconds_left))
+                        logged, logged_at = state, now
                     if batch.status.is_terminal:
                         yield TriggerEvent(batch_event(batch))
                         return
@@ -194,14 +206,16 @@ class BatchStatusTrigger(BaseTrigger):
                         self.max_consecutive_failures,
                         error,
                     )
-                await asyncio.sleep(self._next_wait(time.time(), seconds_left, retry_after))
+                # Counted from when the answer was fetched: a wait that reused another's answer then
+                # wakes in step with it, and the two keep sharing one poll instead of drifting apart.
+                await asyncio.sleep(max(0.0, self._next_wait(time.time(), seconds_left, retry_after) - age))
         finally:
-            await hook.aclose()
+            await client.close()
 
     async def _cancel(self) -> None:
-        hook = self._hook()
+        client = self._client()
         try:
-            batch = await hook.acancel_batch(self.batch_id)
+            batch = await client.cancel_batch(self.batch_id)
             self.log.info(
                 "Cancelled Together batch %s (now %s): its task was killed", self.batch_id, batch.raw_status
             )
@@ -210,7 +224,7 @@ class BatchStatusTrigger(BaseTrigger):
                 "Could not cancel Together batch %s after its task was killed: %s", self.batch_id, exc
             )
         finally:
-            await hook.aclose()
+            await client.close()
 
     async def on_kill(self) -> None:
         """Airflow 3.3+: a user acted on the deferred task (never called on a triggerer restart)."""

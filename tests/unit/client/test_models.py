@@ -10,6 +10,7 @@ from together_provider.client.models import (
     BatchStatus,
     CreatedBatch,
     TogetherFile,
+    _parse_time,
     parse_batch_list,
     parse_file_list,
 )
@@ -145,3 +146,22 @@ def test_lists():
     assert [f.id for f in parse_file_list({"data": [{"id": "f1"}]})] == ["f1"]
     with pytest.raises(InvalidResponseError):
         parse_file_list({"files": []})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-25T14:00:08.921007Z",
+        "2026-11-25T14:00:08+02:00",
+        "2026-11-25T14:00:08",
+        "2026-11-25",
+        "2026-11-25T14:00:08.123456789Z",
+        "20261125T140008Z",
+    ],
+)
+def test_timestamps_read_as_pendulum_reads_them(text):
+    """The fast ISO path and pendulum.parse (its fallback) must agree, time zone included."""
+    parsed = _parse_time(text)
+    assert isinstance(parsed, pendulum.DateTime)
+    assert parsed == pendulum.parse(text)
+    assert parsed.utcoffset() == pendulum.parse(text).utcoffset()

@@ -1,0 +1,126 @@
+"""The async half of the API for triggers: small enough to keep one per wait.
+
+A triggerer may hold ten thousand waits. Building a ``TogetherHook`` for each would build an
+``HttpHook`` (requests adapters, urllib3 retries) the event loop never uses, and resolving the
+connection for each would spend about a millisecond of the loop per wait. This client holds only a
+connection id: the session, the request budget and the resolved settings are the loop's (see
+``loop_share``), so a wait costs its task and little more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from together_provider._compat import mask_secret
+from together_provider.client import requests as api
+from together_provider.client.call import run_async
+from together_provider.client.errors import BadRequestError
+from together_provider.client.models import BatchJob, BatchStatus, TogetherFile
+from together_provider.client.settings import ConnectionSettings
+from together_provider.hooks import loop_share
+from together_provider.hooks.transports import send_async
+
+T = TypeVar("T")
+# How long the waits of one loop reuse a resolved connection. A changed key or host reaches running
+# waits within this time; a lookup per poll would cost the loop more than the poll.
+SETTINGS_TTL = 60.0
+
+SettingsLookup = Callable[[str], Awaitable[ConnectionSettings]]
+
+
+def settings_from(conn: Any, extra: dict[str, Any]) -> ConnectionSettings:
+    settings = ConnectionSettings.from_parts(
+        host=conn.host,
+        schema=conn.schema,
+        port=conn.port,
+        password=conn.password,
+        extra=extra,
+        env=os.environ,
+    )
+    mask_secret(settings.api_key)
+    return settings
+
+
+def connection_lookup(hook: Any = None) -> SettingsLookup:
+    """Resolves a connection without blocking the loop (it may live in the metadata DB); ``hook``
+    (a class or instance) is asked first, so a subclass's own connection lookup is honoured."""
+
+    async def lookup(conn_id: str) -> ConnectionSettings:
+        from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+        conn = await get_async_connection(conn_id, hook=hook)
+        return settings_from(conn, await get_async_extra_dejson(conn))
+
+    return lookup
+
+
+class AsyncTogetherClient:
+    """Batch and file calls on the running event loop, for one Airflow connection.
+
+    Call :meth:`close` when done: the loop's shared session closes when its last user lets go.
+    """
+
+    __slots__ = ("_lookup", "_session", "conn_id")
+
+    def __init__(self, conn_id: str, lookup: SettingsLookup | None = None) -> None:
+        self.conn_id = conn_id
+        self._lookup = lookup or connection_lookup()
+        self._session: Any = None
+
+    async def settings(self) -> ConnectionSettings:
+        lookup, conn_id = self._lookup, self.conn_id
+        return await loop_share.current().once(("settings", conn_id), SETTINGS_TTL, lambda: lookup(conn_id))
+
+    async def _run(self, request: api.ApiRequest[T]) -> T:
+        settings = await self.settings()
+        share = loop_share.current()
+        if self._session is None:
+            self._session = share.acquire_session()
+        session = self._session
+        budget = share.budget(self.conn_id, settings.requests_per_second)
+
+        async def send(req: api.ApiRequest[Any]) -> api.RawResponse:
+            wait = budget.reserve(time.monotonic())
+            if wait > 0:
+                await asyncio.sleep(wait)
+            return await send_async(session, settings, req)
+
+        return await run_async(request, settings.retry, send, asyncio.sleep)
+
+    async def get_batch(self, batch_id: str, *, max_age: float = 0.0) -> BatchJob:
+        """The batch, shared with every other wait on it in this event loop: concurrent calls make one
+        request, and an answer at most ``max_age`` seconds old is reused."""
+        batch, _ = await self.get_batch_aged(batch_id, max_age=max_age)
+        return batch
+
+    async def get_batch_aged(self, batch_id: str, *, max_age: float = 0.0) -> tuple[BatchJob, float]:
+        """:meth:`get_batch` and the answer's age in seconds (0 when fetched for this call)."""
+        request = api.get_batch(batch_id)
+        key = ("batch", self.conn_id, request.path)
+        return await loop_share.current().once_aged(key, max_age, lambda: self._run(request))
+
+    async def list_batches(self) -> list[BatchJob]:
+        return await self._run(api.list_batches())
+
+    async def cancel_batch(self, batch_id: str) -> BatchJob:
+        """Cancelling a batch that is already cancelled succeeds (a retried cancel whose first answer
+        was lost must not fail on its own success)."""
+        try:
+            return await self._run(api.cancel_batch(batch_id))
+        except BadRequestError:
+            batch = await self.get_batch(batch_id)
+            if batch.status is BatchStatus.CANCELLED:
+                return batch
+            raise
+
+    async def get_file(self, file_id: str) -> TogetherFile:
+        return await self._run(api.get_file(file_id))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            self._session = None
+            await loop_share.current().release_session()
