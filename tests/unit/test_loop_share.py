@@ -135,3 +135,22 @@ def test_each_loop_has_its_own_share():
         return loop_share.current()
 
     assert asyncio.run(mine()) is not asyncio.run(mine())
+
+
+def test_a_batch_one_wait_watches_is_not_kept():
+    """Kept answers serve other waits on the same batch; with one wait they would only outlive it."""
+    key = ("batch", "conn", "/v1/batches/b1")
+
+    async def scenario():
+        share = LoopShare()
+        share.watch(key)
+        await share.once(key, 60.0, _value("alone"))
+        kept_alone = key in share.recent["batch"].items
+        share.watch(key)
+        await share.once(key, 60.0, _value("shared"))
+        kept_shared = key in share.recent["batch"].items
+        share.unwatch(key)
+        share.unwatch(key)
+        return kept_alone, kept_shared, key in share.recent["batch"].items, share.watchers
+
+    assert asyncio.run(scenario()) == (False, True, False, {})

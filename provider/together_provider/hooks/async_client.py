@@ -64,12 +64,13 @@ class AsyncTogetherClient:
     Call :meth:`close` when done: the loop's shared session closes when its last user lets go.
     """
 
-    __slots__ = ("_lookup", "_session", "conn_id")
+    __slots__ = ("_lookup", "_session", "_watched", "conn_id")
 
     def __init__(self, conn_id: str, lookup: SettingsLookup | None = None) -> None:
         self.conn_id = conn_id
         self._lookup = lookup or connection_lookup()
         self._session: Any = None
+        self._watched: tuple[str, ...] | None = None
 
     async def settings(self) -> ConnectionSettings:
         lookup, conn_id = self._lookup, self.conn_id
@@ -87,7 +88,8 @@ class AsyncTogetherClient:
             wait = budget.reserve(time.monotonic())
             if wait > 0:
                 await asyncio.sleep(wait)
-            return await send_async(session, settings, req)
+            async with share.gate:
+                return await send_async(session, settings, req)
 
         return await run_async(request, settings.retry, send, asyncio.sleep)
 
@@ -100,8 +102,19 @@ class AsyncTogetherClient:
     async def get_batch_aged(self, batch_id: str, *, max_age: float = 0.0) -> tuple[BatchJob, float]:
         """:meth:`get_batch` and the answer's age in seconds (0 when fetched for this call)."""
         request = api.get_batch(batch_id)
-        key = ("batch", self.conn_id, request.path)
-        return await loop_share.current().once_aged(key, max_age, lambda: self._run(request))
+        return await loop_share.current().once_aged(
+            self._batch_key(batch_id), max_age, lambda: self._run(request)
+        )
+
+    def watch(self, batch_id: str) -> None:
+        """Say this client waits on ``batch_id`` until :meth:`close`: answers for a batch that two
+        or more clients of the loop watch are kept for ``max_age`` and shared."""
+        if self._watched is None:
+            self._watched = self._batch_key(batch_id)
+            loop_share.current().watch(self._watched)
+
+    def _batch_key(self, batch_id: str) -> tuple[str, ...]:
+        return ("batch", self.conn_id, api.get_batch(batch_id).path)
 
     async def list_batches(self) -> list[BatchJob]:
         return await self._run(api.list_batches())
@@ -121,6 +134,9 @@ class AsyncTogetherClient:
         return await self._run(api.get_file(file_id))
 
     async def close(self) -> None:
+        if self._watched is not None:
+            loop_share.current().unwatch(self._watched)
+            self._watched = None
         if self._session is not None:
             self._session = None
             await loop_share.current().release_session()

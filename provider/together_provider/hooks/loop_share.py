@@ -63,6 +63,14 @@ class LoopShare:
     # Keyed by the first item of a key ("batch", "settings"): one kind's long max_age must not keep
     # another kind's answers alive.
     recent: dict[Any, RecentAnswers] = field(default_factory=dict)
+    # Requests past the pool's size queue here, as one small waiter each, instead of each building
+    # its aiohttp request and queueing inside the connector: 10,000 waits starting together would
+    # otherwise hold 10,000 half-made requests at once.
+    gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(POOL_LIMIT))
+    # How many waits watch each key. An answer for a watched key is kept for reuse only where two or
+    # more do: with one wait per batch (the common case) a kept answer would only outlive its use and,
+    # across ten thousand waits, grow the garbage collector's oldest generation and so its pauses.
+    watchers: dict[Any, int] = field(default_factory=dict)
 
     def acquire_session(self) -> aiohttp.ClientSession:
         import aiohttp
@@ -77,6 +85,17 @@ class LoopShare:
         if self.users == 0 and self.session is not None:
             session, self.session = self.session, None
             await session.close()
+
+    def watch(self, key: Any) -> None:
+        self.watchers[key] = self.watchers.get(key, 0) + 1
+
+    def unwatch(self, key: Any) -> None:
+        left = self.watchers.get(key, 0) - 1
+        if left > 0:
+            self.watchers[key] = left
+        else:
+            self.watchers.pop(key, None)
+            self.recent.get(key[0], RecentAnswers()).items.pop(key, None)
 
     def budget(self, conn_id: str, rate: float) -> RequestBudget:
         budget = self.budgets.get(conn_id)
@@ -123,7 +142,7 @@ class LoopShare:
             raise
         else:
             future.set_result(value)
-            if max_age > 0:
+            if max_age > 0 and self.watchers.get(key, 2) > 1:
                 answers.put(key, time.monotonic(), value, max_age)
             return value, 0.0
         finally:

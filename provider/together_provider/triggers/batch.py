@@ -50,6 +50,29 @@ def _progress_line(batch: BatchJob, first: tuple[float, float] | None, now: floa
     return line
 
 
+class _ProgressLog:
+    """What one wait learnt from its polls: the first progress seen (for the rate), the predicted
+    time left, and the last line logged (an unchanged poll is logged again only after a while)."""
+
+    __slots__ = ("first", "log", "logged", "logged_at", "seconds_left")
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        self.first: tuple[float, float] | None = None
+        self.seconds_left: float | None = None
+        self.logged: tuple[str, float | None] | None = None
+        self.logged_at = 0.0
+
+    def seen(self, batch: BatchJob, now: float) -> None:
+        if self.first is None and batch.progress is not None:
+            self.first = (now, batch.progress)
+        self.seconds_left = predicted_seconds_left(self.first, now, batch.progress)
+        state = (batch.raw_status, batch.progress)
+        if state != self.logged or now - self.logged_at >= QUIET_LOG_SECONDS or batch.status.is_terminal:
+            self.log.info(_progress_line(batch, self.first, now, self.seconds_left))
+            self.logged, self.logged_at = state, now
+
+
 class BatchStatusTrigger(BaseTrigger):
     """Polls one batch until it reaches a terminal status, the deadline passes, or polling keeps failing.
 
@@ -143,22 +166,19 @@ class BatchStatusTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         client = self._client()
+        progress = _ProgressLog(self.log)
         failures = 0
-        first_seen: tuple[float, float] | None = None
-        seconds_left: float | None = None
-        error: Exception | None = None
-        logged: tuple[str, float | None] | None = None
-        logged_at = 0.0
+        error = ""
         try:
             try:
                 await client.settings()
+                client.watch(self.batch_id)
             except Exception as exc:
                 # A missing connection or key: no later poll can fix it.
                 yield self._end(EVENT_ERROR, f"connection {self.together_conn_id!r}: {exc}")
                 return
             while True:
-                now = time.time()
-                if self.deadline is not None and now >= self.deadline:
+                if self.deadline is not None and time.time() >= self.deadline:
                     yield self._end(
                         EVENT_TIMEOUT, f"Together batch {self.batch_id} did not finish before the deadline"
                     )
@@ -175,21 +195,18 @@ class BatchStatusTrigger(BaseTrigger):
                         yield self._end(EVENT_ERROR, str(exc))
                         return
                     failures += 1
-                    error = exc
+                    # Only the text is kept: an exception holds its traceback's frames until replaced.
+                    error = str(exc)
                     retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
                 else:
                     failures = 0
-                    now = time.time()
-                    if first_seen is None and batch.progress is not None:
-                        first_seen = (now, batch.progress)
-                    seconds_left = predicted_seconds_left(first_seen, now, batch.progress)
-                    state = (batch.raw_status, batch.progress)
-                    if state != logged or now - logged_at >= QUIET_LOG_SECONDS or batch.status.is_terminal:
-                        self.log.info(_progress_line(batch, first_seen, now, seconds_left))
-                        logged, logged_at = state, now
+                    progress.seen(batch, time.time())
                     if batch.status.is_terminal:
                         yield TriggerEvent(batch_event(batch))
                         return
+                    # Not held over the sleep: across ten thousand waits, answers kept alive for an
+                    # interval end up in the garbage collector's oldest generation and lengthen its pauses.
+                    del batch
                 if failures:
                     if failures >= self.max_consecutive_failures:
                         yield self._end(
@@ -208,7 +225,8 @@ class BatchStatusTrigger(BaseTrigger):
                     )
                 # Counted from when the answer was fetched: a wait that reused another's answer then
                 # wakes in step with it, and the two keep sharing one poll instead of drifting apart.
-                await asyncio.sleep(max(0.0, self._next_wait(time.time(), seconds_left, retry_after) - age))
+                wait = self._next_wait(time.time(), progress.seconds_left, retry_after)
+                await asyncio.sleep(max(0.0, wait - age))
         finally:
             await client.close()
 
