@@ -294,3 +294,41 @@ def test_waits_on_one_batch_stay_in_step(make_batch, emu):
     assert all([e["status"] for e in events] == ["TIMEOUT"] for events in asyncio.run(scenario()))
     polls = len(emu.requests_log(path=f"/v1/batches/{batch_id}"))
     assert polls <= rounds * 1.5, f"{polls} requests in {rounds} rounds"
+
+
+def test_queueing_for_the_pool_is_not_a_connect_timeout(together_conn, emu, monkeypatch, tmp_path):
+    """More calls than pooled connections, a slow API and a short connect timeout: the calls queue for
+    a connection, and that wait is not counted against the connect timeout (a triggerer restart with
+    thousands of waits would otherwise fail its first polls)."""
+    from together_provider.hooks import loop_share
+    from together_provider.hooks.async_client import AsyncTogetherClient
+
+    from ..conftest import connection_uri_env
+
+    file_id = (
+        TogetherHook(together_conn_id=together_conn).upload_file(write_requests(tmp_path / "q.jsonl")).id
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TOGETHER_DEFAULT",
+        connection_uri_env(emu.url, connect_timeout=0.1, max_retries=0, max_requests_per_second=10_000),
+    )
+    calls = loop_share.POOL_LIMIT * 3
+
+    async def scenario():
+        clients = [AsyncTogetherClient("together_default") for _ in range(calls)]
+        try:
+            # File lookups, unlike batch polls, are not merged: every call is its own request.
+            return await asyncio.gather(*(c.get_file(file_id) for c in clients))
+        finally:
+            for c in clients:
+                await c.close()
+
+    emu.set_clock(latency_ms=300)
+    try:
+        started = time.monotonic()
+        files = asyncio.run(scenario())
+        waited = time.monotonic() - started
+    finally:
+        emu.set_clock(latency_ms=0)
+    assert [f.id for f in files] == [file_id] * calls
+    assert waited >= 0.6, "three rounds through the pool at 300 ms each: the later calls did queue"

@@ -87,7 +87,7 @@ class BatchStatusTrigger(BaseTrigger):
     :param max_consecutive_failures: polls in a row that may fail (after the retry policy's own
         retries) before the wait ends with an error event.
     :param adaptive_polling: poll sooner when the progress rate says the batch is about to finish and
-        later when it is far from it, within a quarter and four times ``poll_interval``.
+        later when it is far from it, between a quarter of and twice ``poll_interval``.
     :param cancel_on_kill: cancel the batch when a user kills the deferred task (marks it failed or
         success, or clears it). Never on a triggerer restart: on Airflow 3.3+ through ``on_kill``; before,
         through ``cleanup`` once the task instance is seen to be no longer deferred.
