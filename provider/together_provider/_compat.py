@@ -6,6 +6,7 @@ common-compat provider does the path lookups; this module only adds what it lack
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
@@ -15,22 +16,35 @@ from airflow.providers.common.compat.sdk import (
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
-    BaseHook,
     BaseOperator,
     BaseOperatorLink,
-    BaseSensorOperator,
     Context,
-    PokeReturnValue,
     TaskDeferred,
     XCom,
     conf,
     mask_secret,
 )
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
-from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import BaseHook, BaseSensorOperator, PokeReturnValue
     from airflow.providers.http.hooks.http import HttpHook
+    from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+# Resolved on first use (see __getattr__): DAG files import the sensor and operators, and so this
+# module, at every parse, and need none of these. The HTTP hook brings requests and aiohttp (workers
+# and triggerers only); airflow.triggers.base was most of what this module cost a DAG file (11-12 ms of
+# 15-37 ms, benchmarks/README.md finding 9): only the trigger module, imported inside execute(), pays
+# for it now. The sensor base (about 3 ms) is loaded by DAG files that use the sensor, not by the rest.
+_SDK = "airflow.providers.common.compat.sdk"
+_LAZY: dict[str, tuple[str, str]] = {
+    "BaseHook": (_SDK, "BaseHook"),
+    "BaseSensorOperator": (_SDK, "BaseSensorOperator"),
+    "BaseTrigger": ("airflow.triggers.base", "BaseTrigger"),
+    "HttpHook": ("airflow.providers.http.hooks.http", "HttpHook"),
+    "PokeReturnValue": (_SDK, "PokeReturnValue"),
+    "TriggerEvent": ("airflow.triggers.base", "TriggerEvent"),
+}
 
 # Airflow 3.0's execution API refuses a None XCom value: its task SDK posts no body for it and the
 # API answers 422 "Field required", failing the task (3.1 accepts it; 2.x stores it). A key never
@@ -46,13 +60,13 @@ def xcom_push(ti: Any, key: str, value: Any) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    # Resolved on first use: DAG files import the operators (and so this module) at every parse, and
-    # only workers and triggerers need the HTTP hook's requests/aiohttp stack.
-    if name == "HttpHook":
-        from airflow.providers.http.hooks.http import HttpHook
-
-        return HttpHook
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        module, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
 
 
 async def task_instance_state(ti: Any) -> str | None:
