@@ -10,11 +10,11 @@ import pytest
 
 from together_provider._compat import AIRFLOW_V_3_3_PLUS, AirflowFailException
 from together_provider.client.models import BatchStatus
-from together_provider.hooks.together import TogetherHook
 from together_provider.operators.batch import SubmitBatchOperator
 from together_provider.sensors.batch import BatchCompletionSensor
 from together_provider.triggers.batch import BatchStatusTrigger
 
+from .conftest import status_of
 from .test_hook import write_requests
 
 
@@ -28,17 +28,6 @@ class RecordingTI:
 
     def xcom_push(self, key, value):
         self.xcoms[key] = value
-
-
-@pytest.fixture
-def running_batch(together_conn, tmp_path):
-    hook = TogetherHook()
-    src = write_requests(tmp_path / "forever.jsonl", n=1, model="emulator/never-finish")
-    return hook.create_batch(hook.upload_file(src).id).id
-
-
-def status_of(batch_id):
-    return TogetherHook().get_batch(batch_id).status
 
 
 @pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="BaseTrigger.on_kill exists from Airflow 3.3")

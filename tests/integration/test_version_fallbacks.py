@@ -26,6 +26,7 @@ from together_provider.triggers import batch as trigger_module
 from together_provider.triggers.batch import BatchStatusTrigger
 
 from ..conftest import TEST_KEY, load_dag
+from .conftest import status_of
 from .test_hook import write_requests
 
 
@@ -65,17 +66,6 @@ def test_async_connection_lookup_keeps_off_the_event_loop(together_conn, emu):
     assert loop_thread not in ThreadRecordingHook.threads
     if not masks_asynchronously():
         assert len(ThreadRecordingHook.threads) == 1, "expected the worker-thread fallback"
-
-
-@pytest.fixture
-def running_batch(together_conn, tmp_path):
-    hook = TogetherHook()
-    src = write_requests(tmp_path / "forever.jsonl", n=1, model="emulator/never-finish")
-    return hook.create_batch(hook.upload_file(src).id).id
-
-
-def status_of(batch_id):
-    return TogetherHook().get_batch(batch_id).status
 
 
 @pytest.mark.skipif(AIRFLOW_V_3_3_PLUS, reason="3.3+ cancels from BaseTrigger.on_kill instead")
