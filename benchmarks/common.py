@@ -251,3 +251,24 @@ def fmt_bytes(count: float | None) -> str:
 def machine_load() -> str:
     one, five, _ = os.getloadavg()
     return f"load {one:.2f}/{five:.2f} on {os.cpu_count()} cores"
+
+
+async def serve_until_stopped(app: Any, host: str, port: int, name: str) -> None:
+    """Serve an aiohttp ``app`` until SIGTERM or SIGINT. The first line printed, with the bound address,
+    is what the harness waits for before it uses the server."""
+    import asyncio
+
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"{name} listening on http://{host}:{runner.addresses[0][1]}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import time
 
 from aiohttp import web
+
+from benchmarks.common import serve_until_stopped
 
 STATE = web.AppKey("state", dict)
 
@@ -77,19 +78,7 @@ async def serve(host: str, port: int, latency_ms: float) -> None:
     app.router.add_get("/_emulator/requests", requests_log)
     app.router.add_delete("/_emulator/requests", clear_log)
     app.router.add_post("/_emulator/clock", clock)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    print(f"openai-stub listening on http://{host}:{runner.addresses[0][1]}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await serve_until_stopped(app, host, port, "openai-stub")
 
 
 def main() -> None:

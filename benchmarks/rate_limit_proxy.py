@@ -13,11 +13,12 @@ import argparse
 import asyncio
 import contextlib
 import math
-import signal
 import time
 
 import aiohttp
 from aiohttp import web
+
+from benchmarks.common import serve_until_stopped
 
 STATE = web.AppKey("state", dict)
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
@@ -89,18 +90,9 @@ async def serve(args: argparse.Namespace) -> None:
     app.router.add_get("/_emulator/requests", requests_log)
     app.router.add_delete("/_emulator/requests", clear_log)
     app.router.add_route("*", "/v1/{tail:.*}", forward)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, args.host, args.port).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    print(f"rate-limit-proxy listening on http://{args.host}:{runner.addresses[0][1]}", flush=True)
     try:
-        await stop.wait()
+        await serve_until_stopped(app, args.host, args.port, "rate-limit-proxy")
     finally:
-        await runner.cleanup()
         await session.close()
 
 
