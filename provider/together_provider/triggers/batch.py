@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from together_provider._compat import AIRFLOW_V_3_3_PLUS, BaseTrigger, TriggerEvent, task_instance_state
@@ -91,6 +91,8 @@ class BatchStatusTrigger(BaseTrigger):
     :param cancel_on_kill: cancel the batch when a user kills the deferred task (marks it failed or
         success, or clears it). Never on a triggerer restart: on Airflow 3.3+ through ``on_kill``; before,
         through ``cleanup`` once the task instance is seen to be no longer deferred.
+    :param clock: wall-clock time in seconds (default ``time.time``); not serialized.
+    :param sleep: the coroutine function the wait sleeps with (default ``asyncio.sleep``); not serialized.
     """
 
     def __init__(
@@ -103,8 +105,13 @@ class BatchStatusTrigger(BaseTrigger):
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         cancel_on_kill: bool = False,
         adaptive_polling: bool = True,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[Any]] | None = None,
     ) -> None:
         super().__init__()
+        # Not serialized: tests pass a fake clock and sleep so that a wait's timing is deterministic.
+        self._clock = clock or time.time
+        self._sleep = sleep or asyncio.sleep
         if not batch_id or not str(batch_id).strip():
             raise ValueError("batch_id must be a non-empty string")
         if poll_interval <= 0:
@@ -178,7 +185,7 @@ class BatchStatusTrigger(BaseTrigger):
                 yield self._end(EVENT_ERROR, f"connection {self.together_conn_id!r}: {exc}")
                 return
             while True:
-                if self.deadline is not None and time.time() >= self.deadline:
+                if self.deadline is not None and self._clock() >= self.deadline:
                     yield self._end(
                         EVENT_TIMEOUT, f"Together batch {self.batch_id} did not finish before the deadline"
                     )
@@ -200,7 +207,7 @@ class BatchStatusTrigger(BaseTrigger):
                     retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
                 else:
                     failures = 0
-                    progress.seen(batch, time.time())
+                    progress.seen(batch, self._clock())
                     if batch.status.is_terminal:
                         yield TriggerEvent(batch_event(batch))
                         return
@@ -225,8 +232,8 @@ class BatchStatusTrigger(BaseTrigger):
                     )
                 # Counted from when the answer was fetched: a wait that reused another's answer then
                 # wakes in step with it, and the two keep sharing one poll instead of drifting apart.
-                wait = self._next_wait(time.time(), progress.seconds_left, retry_after)
-                await asyncio.sleep(max(0.0, wait - age))
+                wait = self._next_wait(self._clock(), progress.seconds_left, retry_after)
+                await self._sleep(max(0.0, wait - age))
         finally:
             await client.close()
 
