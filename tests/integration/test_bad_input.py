@@ -132,6 +132,17 @@ ROWS = [
         0,
     ),
     (
+        "audio line without method or URL",
+        lambda t: submit(
+            t,
+            lines({"custom_id": "a", "body": {"model": "openai/whisper-large-v3", "file": "a.wav"}}),
+            endpoint="/v1/audio/transcriptions",
+        ),
+        r"in\.jsonl, line 1: 'method' must be \"FILE\" for /v1/audio/transcriptions \(it is missing\); "
+        r'add "method": "FILE" to the line$',
+        0,
+    ),
+    (
         "unsupported endpoint",
         lambda t: submit(t, lines(GOOD), endpoint="/v1/embeddings"),
         r"^endpoint '/v1/embeddings' is not supported by the Batch API; use one of",

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
 from together_provider.client.errors import InputFileError
 
@@ -32,6 +33,9 @@ _CHUNK = 1024 * 1024
 # Measured on 2 KB lines: blocks that stay in the CPU cache are read, hashed, UTF-8-checked and parsed
 # fastest (256 KB: ~280 MB/s; 4 MB: ~140 MB/s).
 _BLOCK = 256 * 1024
+# Together reads an audio request's input from a URL, not from the line: each line says so with
+# "method": "FILE" and puts the URL in body.file.
+AUDIO_ENDPOINTS = frozenset({"/v1/audio/transcriptions", "/v1/audio/translations"})
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,41 @@ def _check_body(body: object, line: int, path: str, endpoint: str | None) -> str
     elif endpoint == "/v1/completions" and not isinstance(body.get("prompt"), (str, list)):
         raise InputFileError("'body.prompt' is required for /v1/completions", path=path, line=line)
     return model
+
+
+def is_audio_url(value: object) -> bool:
+    """An http(s) URL with a host, as Together fetches an audio file from ``body.file``."""
+    if not isinstance(value, str) or value != value.strip():
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _shown(record: dict[str, Any], key: str) -> str:
+    if key not in record:
+        return "it is missing"
+    text = repr(record[key])
+    return f"got {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _check_audio(record: dict[str, Any], body: dict[str, Any], line: int, path: str, endpoint: str) -> None:
+    if record.get("method") != "FILE":
+        raise InputFileError(
+            f"'method' must be \"FILE\" for {endpoint} ({_shown(record, 'method')}); "
+            'add "method": "FILE" to the line',
+            path=path,
+            line=line,
+        )
+    if not is_audio_url(body.get("file")):
+        raise InputFileError(
+            f"'body.file' must be the http(s) URL of the audio file for {endpoint} "
+            f"({_shown(body, 'file')}); Together fetches the audio from there",
+            path=path,
+            line=line,
+        )
 
 
 def _int(digits: str) -> int:
@@ -105,7 +144,10 @@ def _check_line(raw: bytes, line: int, path: str, endpoint: str | None, seen: se
     seen.add(custom_id)
     if "body" not in record:
         raise InputFileError("'body' is missing; put the request under 'body'", path=path, line=line)
-    return _check_body(record["body"], line, path, endpoint)
+    model = _check_body(record["body"], line, path, endpoint)
+    if endpoint in AUDIO_ENDPOINTS:
+        _check_audio(record, record["body"], line, path, endpoint)
+    return model
 
 
 def _blocks(handle: BinaryIO, digest: Any) -> Iterator[bytes]:
@@ -135,7 +177,8 @@ def validate_input_file(path: str | os.PathLike[str], *, endpoint: str | None = 
     """Check every Batch API rule on ``path``; raise :class:`InputFileError` naming the line and rule.
 
     :param endpoint: when given, also checks the request shape that endpoint needs (``messages`` for
-        chat completions). Without it only the rules common to every endpoint apply.
+        chat completions, ``"method": "FILE"`` and a ``body.file`` URL for audio).
+        Without it only the rules common to every endpoint apply.
     """
     name = os.fspath(path)
     if not name.endswith(".jsonl"):
@@ -159,7 +202,9 @@ def validate_input_file(path: str | os.PathLike[str], *, endpoint: str | None = 
     seen: set[str] = set()
     models: set[str] = set()
     lines = 0
-    passes = _fast.checker(endpoint) if _fast is not None else None
+    passes = (
+        _fast.checker(endpoint, audio=AUDIO_ENDPOINTS, audio_url=is_audio_url) if _fast is not None else None
+    )
     with open(name, "rb") as handle:
         for block in _blocks(handle, digest):
             quick = passes

@@ -14,7 +14,7 @@ hands it only text that has passed a strict UTF-8 decode; everything else msgspe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -32,12 +32,22 @@ class _CompletionBody(_Body):
     prompt: str | list[msgspec.Raw]
 
 
+class _AudioBody(_Body):
+    file: str
+
+
 _B = TypeVar("_B", bound=_Body)
 
 
 class _Line(msgspec.Struct, Generic[_B]):
     custom_id: str
     body: _B
+
+
+class _AudioLine(msgspec.Struct):
+    custom_id: str
+    method: str
+    body: _AudioBody
 
 
 _BODIES: dict[str | None, type[_Body]] = {
@@ -48,9 +58,15 @@ _BODIES: dict[str | None, type[_Body]] = {
 Passes = Callable[["bytes | memoryview"], "tuple[str, str] | None"]
 
 
-def checker(endpoint: str | None) -> Passes:
+def checker(endpoint: str | None, *, audio: Collection[str], audio_url: Callable[[str], bool]) -> Passes:
     """A function of one line giving ``(custom_id, model)`` if the line passes every rule of one line
-    except the custom_id length and uniqueness, which the caller checks; None when json must decide."""
+    except the custom_id length and uniqueness, which the caller checks; None when json must decide.
+
+    :param audio: the endpoints whose lines need ``"method": "FILE"`` and ``body.file``, and
+        ``audio_url`` the rule for that URL: the validator's own, so the two paths cannot drift.
+    """
+    if endpoint in audio:
+        return _audio_checker(audio_url)
     body = _BODIES.get(endpoint, _Body)
     decoder: msgspec.json.Decoder[_Line[Any]] = msgspec.json.Decoder(_Line[body])  # type: ignore[valid-type]
     decode = decoder.decode
@@ -64,6 +80,27 @@ def checker(endpoint: str | None) -> Passes:
             return None
         model = record.body.model
         if not record.custom_id or not model.strip() or (chat and not record.body.messages):
+            return None
+        return record.custom_id, model
+
+    return passes
+
+
+def _audio_checker(audio_url: Callable[[str], bool]) -> Passes:
+    decode = msgspec.json.Decoder(_AudioLine).decode
+
+    def passes(line: bytes | memoryview) -> tuple[str, str] | None:
+        try:
+            record = decode(line)
+        except Exception:
+            return None
+        model = record.body.model
+        if (
+            not record.custom_id
+            or not model.strip()
+            or record.method != "FILE"
+            or not audio_url(record.body.file)
+        ):
             return None
         return record.custom_id, model
 

@@ -80,6 +80,58 @@ def test_rules_name_line_and_rule(tmp_path, case, lines, line_no, message):
     assert f"line {line_no}:" in str(info.value)
 
 
+AUDIO_ENDPOINTS = ["/v1/audio/transcriptions", "/v1/audio/translations"]
+
+
+def audio(custom_id="a", method="FILE", file="https://example.com/a.wav", **body):
+    record = {"custom_id": custom_id, "body": {"model": "openai/whisper-large-v3", **body}}
+    if method is not None:
+        record["method"] = method
+    if file is not None:
+        record["body"]["file"] = file
+    return json.dumps(record)
+
+
+@pytest.mark.parametrize("endpoint", AUDIO_ENDPOINTS)
+def test_audio_lines_with_method_and_url_pass(tmp_path, endpoint):
+    text = audio("a") + "\n" + audio("b", file="http://host:8080/clips/b.mp3?sig=x", language="de") + "\n"
+    summary = validate_input_file(write(tmp_path, text), endpoint=endpoint)
+    assert summary.lines == 2 and summary.models == {"openai/whisper-large-v3"}
+
+
+AUDIO_BAD = [
+    ("no method", audio(method=None), "'method' must be \"FILE\" for {e} \\(it is missing\\)"),
+    ("method POST", audio(method="POST"), "'method' must be \"FILE\" for {e} \\(got 'POST'\\)"),
+    ("method lower case", audio(method="file"), "'method' must be \"FILE\""),
+    ("no file", audio(file=None), "'body.file' must be the http\\(s\\) URL .* \\(it is missing\\)"),
+    ("file not a string", audio(file=["x"]), "'body.file' must be .* \\(got \\['x'\\]\\)"),
+    ("file a path", audio(file="/data/a.wav"), "'body.file' must be .* \\(got '/data/a.wav'\\)"),
+    ("file ftp", audio(file="ftp://host/a.wav"), "'body.file' must be the http\\(s\\) URL"),
+    ("file without host", audio(file="https:///a.wav"), "'body.file' must be the http\\(s\\) URL"),
+    ("file padded", audio(file=" https://h/a.wav"), "'body.file' must be the http\\(s\\) URL"),
+    ("file bad IPv6", audio(file="https://[::1/a.wav"), "'body.file' must be the http\\(s\\) URL"),
+    ("no model", audio().replace('"model": "openai/whisper-large-v3", ', ""), "'body.model' is missing"),
+]
+
+
+@pytest.mark.parametrize("endpoint", AUDIO_ENDPOINTS)
+@pytest.mark.parametrize(("case", "bad", "message"), AUDIO_BAD, ids=[b[0] for b in AUDIO_BAD])
+def test_audio_rules_name_line_and_rule(tmp_path, endpoint, case, bad, message):
+    path = write(tmp_path, audio("first") + "\n" + bad + "\n")
+    with pytest.raises(InputFileError, match=message.format(e=endpoint)) as info:
+        validate_input_file(path, endpoint=endpoint)
+    assert info.value.line == 2
+    assert "in.jsonl, line 2:" in str(info.value)
+
+
+def test_audio_rules_apply_only_to_audio(tmp_path):
+    """A chat line needs no method or file, and a long bad value is shortened in the message."""
+    assert validate_input_file(write(tmp_path, line("a") + "\n"), endpoint="/v1/chat/completions").lines == 1
+    path = write(tmp_path, audio(file="x" * 500) + "\n")
+    with pytest.raises(InputFileError, match=r"\(got 'x{56}\.\.\.\); Together fetches"):
+        validate_input_file(path, endpoint=AUDIO_ENDPOINTS[0])
+
+
 def test_custom_id_of_64_is_fine(tmp_path):
     assert validate_input_file(write(tmp_path, line("x" * 64) + "\n")).lines == 1
 

@@ -12,7 +12,9 @@ from together_provider.client.errors import InputFileError
 pytest.importorskip("msgspec")
 
 CHAT = "/v1/chat/completions"
+AUDIO = "/v1/audio/transcriptions"
 GOOD = b'{"custom_id":"a","body":{"model":"m","messages":[{"role":"user","content":"hi"}]}}'
+GOOD_AUDIO = b'{"custom_id":"a","method":"FILE","body":{"model":"m","file":"https://h/a.wav"}}'
 
 
 def outcome(path, endpoint):
@@ -119,6 +121,46 @@ def test_completions_prompt(tmp_path, monkeypatch):
         assert isinstance(fast, jsonl.InputFileSummary) is ok
 
 
+# valid for chat and audio alike, so the line after it decides
+FIRST_AUDIO = GOOD_AUDIO.replace(b'"a"', b'"first"').replace(b'"}}', b'","messages":[1]}}')
+AUDIO_TRICKY = {
+    "good": GOOD_AUDIO,
+    "method escaped": GOOD_AUDIO.replace(b'"FILE"', b'"FIL\\u0045"'),
+    "method twice, last wrong": GOOD_AUDIO.replace(b'"body"', b'"method":"GET","body"'),
+    "method twice, last right": GOOD_AUDIO.replace(b'{"custom_id"', b'{"method":"GET","custom_id"'),
+    "method null": GOOD_AUDIO.replace(b'"FILE"', b"null"),
+    "method missing": GOOD_AUDIO.replace(b'"method":"FILE",', b""),
+    "method in body only": GOOD_AUDIO.replace(b'"method":"FILE",', b"").replace(
+        b'{"model"', b'{"method":"FILE","model"'
+    ),
+    "file missing": GOOD_AUDIO.replace(b',"file":"https://h/a.wav"', b""),
+    "file a number": GOOD_AUDIO.replace(b'"https://h/a.wav"', b"5"),
+    "file a path": GOOD_AUDIO.replace(b"https://h/a.wav", b"/a.wav"),
+    "file with escaped scheme": GOOD_AUDIO.replace(b"https:", b"\\u0068ttps:"),
+    "file with trailing space": GOOD_AUDIO.replace(b"a.wav", b"a.wav "),
+    "file with lone surrogate": GOOD_AUDIO.replace(b"a.wav", b"\\ud800.wav"),
+    "file bad IPv6": GOOD_AUDIO.replace(b"//h/", b"//[::1/"),
+    "file twice, first wrong": GOOD_AUDIO.replace(b'"model"', b'"file":"x","model"'),
+    "file twice, last wrong": GOOD_AUDIO.replace(b'"}}', b'","file":"x"}}'),
+    "chat line": GOOD,
+}
+
+
+@pytest.mark.parametrize("content", AUDIO_TRICKY.values(), ids=AUDIO_TRICKY.keys())
+@pytest.mark.parametrize("endpoint", [AUDIO, "/v1/audio/translations", CHAT])
+def test_both_paths_agree_on_audio_lines(tmp_path, monkeypatch, content, endpoint):
+    content = FIRST_AUDIO + b"\n" + content + b"\n"
+    fast, slow = both(tmp_path, monkeypatch, content, endpoint)
+    assert fast == slow
+
+
+def test_valid_audio_lines_never_reach_the_json_path(tmp_path, monkeypatch):
+    monkeypatch.setattr(jsonl, "_check_line", lambda *args: pytest.fail(f"json path used: {args[:2]}"))
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(GOOD_AUDIO + b"\n" + GOOD_AUDIO.replace(b'"a"', b'"b"').replace(b"https", b"http"))
+    assert jsonl.validate_input_file(path, endpoint=AUDIO).lines == 2
+
+
 def test_valid_lines_never_reach_the_json_path(tmp_path, monkeypatch):
     """Otherwise every test above passes and the fast path is silently the slow one."""
     monkeypatch.setattr(jsonl, "_check_line", lambda *args: pytest.fail(f"json path used: {args[:2]}"))
@@ -160,4 +202,18 @@ def test_random_mutations_agree(tmp_path, monkeypatch):
                 line[at : at + 1] = bytes([rng.choice(_ALPHABET)])
         content = GOOD.replace(b'"a"', b'"first"') + b"\n" + bytes(line) + b"\n"
         fast, slow = both(tmp_path, monkeypatch, content)
+        assert fast == slow, f"case {case}: {bytes(line)!r}"
+
+
+def test_random_mutations_of_audio_lines_agree(tmp_path, monkeypatch):
+    rng = random.Random(7)
+    for case in range(500):
+        line = bytearray(GOOD_AUDIO)
+        at = rng.randrange(len(line) + 1)
+        if rng.random() < 0.5:
+            line[at:at] = bytes([rng.choice(_ALPHABET)])
+        else:
+            del line[at : at + 1]
+        content = FIRST_AUDIO + b"\n" + bytes(line) + b"\n"
+        fast, slow = both(tmp_path, monkeypatch, content, AUDIO)
         assert fast == slow, f"case {case}: {bytes(line)!r}"
