@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import pendulum
@@ -16,7 +16,7 @@ from together_provider.client.errors import InvalidResponseError
 log = logging.getLogger(__name__)
 
 
-class BatchStatus(str, Enum):
+class BatchStatus(StrEnum):
     VALIDATING = "VALIDATING"
     IN_PROGRESS = "IN_PROGRESS"
     COMPLETED = "COMPLETED"
@@ -81,7 +81,7 @@ def _parse_time(value: Any) -> pendulum.DateTime | None:
         except ValueError:
             parsed = pendulum.parse(text)
         else:
-            parsed = pendulum.instance(exact if exact.tzinfo else exact.replace(tzinfo=timezone.utc))
+            parsed = pendulum.instance(exact if exact.tzinfo else exact.replace(tzinfo=UTC))
     except (ValueError, TypeError, OverflowError):
         log.warning("Could not read timestamp %r from Together's answer; ignoring it.", value)
         return None

@@ -6,7 +6,6 @@ nothing else: retries, parsing and errors live in ``together_provider.client``.
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import mmap
 from typing import TYPE_CHECKING, Any
@@ -176,7 +175,7 @@ async def send_async(
             return RawResponse(response.status, dict(response.headers), body)
     except aiohttp.ConnectionTimeoutError:
         raise APITimeoutError(f"{request.operation}: timed out connecting", request_sent=False) from None
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+    except (TimeoutError, aiohttp.ServerTimeoutError):
         raise APITimeoutError(f"{request.operation}: no answer within {settings.timeout:g} s") from None
     except aiohttp.ClientConnectorError:
         raise APIConnectionError(f"{request.operation}: could not connect", request_sent=False) from None
