@@ -7,7 +7,7 @@ import pytest
 from together_provider.client.models import BatchStatus
 from together_provider.hooks.together import TogetherHook
 
-from .test_hook import write_requests
+from ..helpers import write_requests
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from together_provider.sensors.batch import BatchCompletionSensor
 from together_provider.triggers.batch import BatchStatusTrigger
 
 from ..conftest import connection_uri_env
-from .test_cancel_on_kill import RecordingTI
+from ..helpers import RecordingTI
 
 GOOD = {"custom_id": "a", "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}
 

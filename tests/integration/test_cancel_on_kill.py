@@ -14,20 +14,8 @@ from together_provider.operators.batch import SubmitBatchOperator
 from together_provider.sensors.batch import BatchCompletionSensor
 from together_provider.triggers.batch import BatchStatusTrigger
 
+from ..helpers import RecordingTI, write_requests
 from .conftest import status_of
-from .test_hook import write_requests
-
-
-class RecordingTI:
-    """What operators need of a task instance outside a DAG run: where XComs go, and its identity."""
-
-    dag_id, run_id, task_id, map_index, try_number = "d", "manual__1", "submit", -1, 1
-
-    def __init__(self):
-        self.xcoms = {}
-
-    def xcom_push(self, key, value):
-        self.xcoms[key] = value
 
 
 @pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="BaseTrigger.on_kill exists from Airflow 3.3")

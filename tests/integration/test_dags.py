@@ -11,7 +11,7 @@ import pytest
 from together_provider.hooks.together import TogetherHook
 
 from ..conftest import load_dag
-from .test_hook import write_requests
+from ..helpers import write_requests
 
 MODES = ["deferrable", "poke"]
 

@@ -10,7 +10,7 @@ from together_provider.hooks.together import TogetherHook
 from together_provider.triggers.batch import BatchStatusTrigger
 
 from ..conftest import connection_uri_env
-from .test_hook import write_requests
+from ..helpers import write_requests
 
 MIX = {
     "storm/ok": ("COMPLETED", False),

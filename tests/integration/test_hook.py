@@ -23,26 +23,7 @@ from together_provider.client.models import BatchStatus
 from together_provider.hooks.together import TogetherHook
 
 from ..conftest import TEST_KEY, connection_uri_env
-
-
-def write_requests(path, n=3, model="test/model", extra_lines=()):
-    with open(path, "w") as handle:
-        for i in range(n):
-            body = {"model": model, "messages": [{"role": "user", "content": f"question {i}"}]}
-            handle.write(json.dumps({"custom_id": f"r{i}", "body": body}) + "\n")
-        for line in extra_lines:
-            handle.write(json.dumps(line) + "\n")
-    return path
-
-
-def wait_terminal(hook, batch_id, limit=20.0):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        batch = hook.get_batch(batch_id)
-        if batch.status.is_terminal:
-            return batch
-        time.sleep(0.1)
-    raise AssertionError(f"batch {batch_id} did not finish in {limit} s")
+from ..helpers import wait_terminal, write_requests
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from together_provider.operators.batch import (
     GetBatchOperator,
 )
 
-from .test_cancel_on_kill import RecordingTI
-from .test_hook import wait_terminal, write_requests
+from ..helpers import RecordingTI, wait_terminal, write_requests
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from together_provider.hooks.together import TogetherHook
 from together_provider.resubmission import run_key, upload_name
 
 from ..conftest import load_dag
-from .test_hook import write_requests
+from ..helpers import write_requests
 
 
 def batches_from(hook: TogetherHook, file_stem: str) -> list:

@@ -13,7 +13,7 @@ from together_provider.hooks.together import TogetherHook
 from together_provider.triggers.batch import BatchStatusTrigger
 
 from ..conftest import TEST_KEY
-from .test_hook import write_requests
+from ..helpers import write_requests
 
 
 @pytest.fixture

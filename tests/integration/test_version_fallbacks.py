@@ -26,8 +26,8 @@ from together_provider.triggers import batch as trigger_module
 from together_provider.triggers.batch import BatchStatusTrigger
 
 from ..conftest import TEST_KEY, load_dag
+from ..helpers import write_requests
 from .conftest import status_of
-from .test_hook import write_requests
 
 
 def masks_asynchronously() -> bool:

@@ -1,0 +1,99 @@
+"""Helpers shared by test modules: request files, a task instance stand-in, waiting for a batch, and a
+virtual clock that drives waits without racing the wall clock. Test modules import these from here,
+never from one another."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import json
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+
+def write_requests(path, n=3, model="test/model", extra_lines=()):
+    with open(path, "w") as handle:
+        for i in range(n):
+            body = {"model": model, "messages": [{"role": "user", "content": f"question {i}"}]}
+            handle.write(json.dumps({"custom_id": f"r{i}", "body": body}) + "\n")
+        for line in extra_lines:
+            handle.write(json.dumps(line) + "\n")
+    return path
+
+
+def wait_terminal(hook, batch_id, limit=20.0):
+    # The limit only stops a hung test; it asserts nothing about speed.
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        batch = hook.get_batch(batch_id)
+        if batch.status.is_terminal:
+            return batch
+        time.sleep(0.1)
+    raise AssertionError(f"batch {batch_id} did not finish in {limit} s")
+
+
+class RecordingTI:
+    """What operators need of a task instance outside a DAG run: where XComs go, and its identity."""
+
+    dag_id, run_id, task_id, map_index, try_number = "d", "manual__1", "submit", -1, 1
+
+    def __init__(self):
+        self.xcoms = {}
+
+    def xcom_push(self, key, value):
+        self.xcoms[key] = value
+
+
+class VirtualTime:
+    """A clock and a sleep for waits run through :meth:`gather`: time moves only when every wait is
+    asleep, straight to the earliest wake-up. Real I/O (HTTP to the emulator) takes no virtual time, so
+    what a test asserts about timing follows from the code alone, not from how busy the machine is.
+
+    ``sleeps`` records every sleep asked for, in order.
+    """
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+        self.start = start
+        self.sleeps: list[float] = []
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._active = 0
+
+    def clock(self) -> float:
+        return self.now
+
+    @property
+    def elapsed(self) -> float:
+        return self.now - self.start
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now + max(0.0, seconds), next(self._order), woken))
+        self._wake_if_all_asleep()
+        await woken
+
+    def _wake_if_all_asleep(self) -> None:
+        while self._sleepers and len(self._sleepers) >= self._active:
+            wake, _, woken = heapq.heappop(self._sleepers)
+            if woken.cancelled():
+                continue
+            self.now = max(self.now, wake)
+            woken.set_result(None)
+            return
+
+    async def gather(self, *waits: Awaitable[Any]) -> list[Any]:
+        """Run ``waits`` concurrently on this clock; every sleep they ask for must be :meth:`sleep`."""
+
+        async def one(wait: Awaitable[Any]) -> Any:
+            try:
+                return await wait
+            finally:
+                self._active -= 1
+                self._wake_if_all_asleep()
+
+        self._active += len(waits)
+        return await asyncio.gather(*(one(wait) for wait in waits))
