@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from together_provider.client.retry import RetryPolicy
@@ -15,6 +15,10 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 4
 # Shared by every wait on one connection in one triggerer; Together's own limits are per account.
 DEFAULT_REQUESTS_PER_SECOND = 25.0
+# The connection form's "Test" waits on its answer: it reports what one attempt got, and a host that
+# does not accept a connection within this is named as unreachable rather than retried for seconds.
+CHECK_CONNECT_TIMEOUT = 3.0
+CHECK_MAX_ATTEMPTS = 1
 
 
 def normalize_base_url(host: str | None, *, schema: str | None = None, port: int | None = None) -> str:
@@ -32,6 +36,17 @@ def normalize_base_url(host: str | None, *, schema: str | None = None, port: int
     if port and text.count(":") < 2:
         text = f"{text}:{port}"
     return text
+
+
+def base_url_from(
+    host: str | None,
+    *,
+    schema: str | None = None,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """The base URL a connection points at: its host, else ``TOGETHER_BASE_URL``, else Together's."""
+    return normalize_base_url(host or (env or {}).get("TOGETHER_BASE_URL"), schema=schema, port=port)
 
 
 def _number(extra: Mapping[str, Any], key: str, default: float, *, minimum: float) -> float:
@@ -80,7 +95,7 @@ class ConnectionSettings:
             )
         retries = int(_number(extra, "max_retries", DEFAULT_MAX_RETRIES, minimum=0))
         return cls(
-            base_url=normalize_base_url(host or env.get("TOGETHER_BASE_URL"), schema=schema, port=port),
+            base_url=base_url_from(host, schema=schema, port=port, env=env),
             api_key=api_key,
             timeout=_number(extra, "timeout", DEFAULT_TIMEOUT, minimum=0.001),
             connect_timeout=_number(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, minimum=0.001),
@@ -89,6 +104,17 @@ class ConnectionSettings:
             requests_per_second=_number(
                 extra, "max_requests_per_second", DEFAULT_REQUESTS_PER_SECOND, minimum=0.001
             ),
+        )
+
+    def for_check(
+        self, *, connect_timeout: float = CHECK_CONNECT_TIMEOUT, max_attempts: int = CHECK_MAX_ATTEMPTS
+    ) -> ConnectionSettings:
+        """These settings with a connect timeout of at most ``connect_timeout`` and at most
+        ``max_attempts`` attempts per call: for a check a person waits on."""
+        return replace(
+            self,
+            connect_timeout=min(self.connect_timeout, connect_timeout),
+            retry=replace(self.retry, max_attempts=min(self.retry.max_attempts, max_attempts)),
         )
 
     def url_for(self, path: str) -> str:

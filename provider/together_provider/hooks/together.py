@@ -202,9 +202,14 @@ class TogetherHook(HttpHook):
         return str(dest)
 
     def test_connection(self) -> tuple[bool, str]:
+        """One ``GET /v1/batches`` with a short connect timeout and no retries (see ``for_check``): a
+        person waits on the answer, so an unreachable host is reported in seconds, named."""
         try:
-            settings = self.settings
-            batches = self.list_batches()
+            settings = self.settings.for_check()
+            session = self._session
+            batches = run_sync(
+                api.list_batches(), settings.retry, lambda req: send_sync(session, settings, req)
+            )
         except (TogetherError, ValueError) as exc:
             return False, f"Together API at {self._safe_base_url()} refused the check: {exc}"
         except Exception as exc:
@@ -212,8 +217,16 @@ class TogetherHook(HttpHook):
         return True, f"Connected to {settings.base_url}: the API key works ({len(batches)} batches visible)."
 
     def _safe_base_url(self) -> str:
+        """The base URL, named even when the settings cannot be built (no key: the host is still known)."""
         try:
             return self.settings.base_url
+        except Exception:
+            pass
+        from together_provider.client.settings import base_url_from
+
+        try:
+            conn = self.get_connection(self.together_conn_id)
+            return base_url_from(conn.host, schema=conn.schema, port=conn.port, env=os.environ)
         except Exception:
             return "(unresolved base URL)"
 
