@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from tests.helpers import VirtualTime
 
 from together_provider.client.settings import ConnectionSettings
 from together_provider.hooks import async_client, loop_share
@@ -35,12 +36,14 @@ def test_a_refetched_answer_moves_to_the_back():
 def test_kinds_are_kept_apart():
     """A long-lived kind (settings, 60 s) must not keep short-lived batch answers alive."""
 
+    time = VirtualTime()
+
     async def scenario():
-        share = LoopShare()
+        share = LoopShare(clock=time.clock, sleep=time.sleep)
         await share.once(("settings", "conn"), 60.0, _value("settings"))
-        await share.once(("batch", "conn", "/v1/batches/b1"), 0.001, _value("b1"))
-        await asyncio.sleep(0.01)
-        await share.once(("batch", "conn", "/v1/batches/b2"), 0.001, _value("b2"))
+        await share.once(("batch", "conn", "/v1/batches/b1"), 1.0, _value("b1"))
+        await time.gather(time.sleep(2.0))
+        await share.once(("batch", "conn", "/v1/batches/b2"), 1.0, _value("b2"))
         return share
 
     share = asyncio.run(scenario())
@@ -98,18 +101,22 @@ def test_settings_resolved_once_per_loop_and_connection(counted_lookup):
     assert len(calls) == 4
 
 
-def test_settings_are_looked_up_again_after_the_ttl(counted_lookup, monkeypatch):
+def test_settings_are_looked_up_again_after_the_ttl(counted_lookup):
     calls, lookup = counted_lookup
-    monkeypatch.setattr(async_client, "SETTINGS_TTL", 0.01)
+    time = VirtualTime()
 
     async def scenario():
+        loop_share.install(LoopShare(clock=time.clock, sleep=time.sleep))
         client = AsyncTogetherClient("a", lookup)
         await client.settings()
+        await time.gather(time.sleep(async_client.SETTINGS_TTL))
         await client.settings()
-        await asyncio.sleep(0.02)
+        seen_at_ttl = list(calls)
+        await time.gather(time.sleep(0.5))
         await client.settings()
+        return seen_at_ttl
 
-    asyncio.run(scenario())
+    assert asyncio.run(scenario()) == ["a"], "settings exactly SETTINGS_TTL old are still used"
     assert calls == ["a", "a"], "a rotated key reaches running waits once the cached settings expire"
 
 
@@ -154,3 +161,89 @@ def test_a_batch_one_wait_watches_is_not_kept():
         return kept_alone, kept_shared, key in share.recent["batch"].items, share.watchers
 
     assert asyncio.run(scenario()) == (False, True, False, {})
+
+
+def test_the_default_share_reads_monotonic_time_and_sleeps_with_asyncio():
+    import time
+
+    share = LoopShare()
+    assert share.clock is time.monotonic and share.sleep is asyncio.sleep
+
+
+def test_an_answer_is_shared_while_young_enough_on_the_shares_clock():
+    time = VirtualTime()
+    calls = []
+
+    async def fetch():
+        calls.append(time.now)
+        return len(calls)
+
+    async def scenario():
+        share = LoopShare(clock=time.clock, sleep=time.sleep)
+        key = ("batch", "conn", "/v1/batches/b1")
+        share.watch(key)
+        share.watch(key)  # two waits watch it, so its answer is kept
+        first = await share.once_aged(key, 10.0, fetch)
+        await time.gather(time.sleep(4.0))
+        reused = await share.once_aged(key, 10.0, fetch)
+        await time.gather(time.sleep(6.5))
+        again = await share.once_aged(key, 10.0, fetch)
+        return first, reused, again
+
+    assert asyncio.run(scenario()) == ((1, 0.0), (1, 4.0), (2, 0.0))
+    assert calls == [time.start, time.start + 10.5]
+
+
+def _fake_api(monkeypatch, time, answers):
+    """The client's transport replaced: each request is answered from ``answers`` (status, body) in
+    turn, and the virtual time it was sent at is recorded."""
+    from together_provider.client import requests as api
+
+    sent: list[float] = []
+
+    async def send_async(session, settings, request):
+        sent.append(time.now)
+        status, body = answers.pop(0) if answers else (200, b'{"data": []}')
+        return api.RawResponse(status, {}, body)
+
+    monkeypatch.setattr(async_client, "send_async", send_async)
+    return sent
+
+
+def _lookup(**fields):
+    async def lookup(conn_id: str) -> ConnectionSettings:
+        return ConnectionSettings(base_url="http://127.0.0.1:1", api_key="k", **fields)
+
+    return lookup
+
+
+def _run_clients(time, count, lookup):
+    async def scenario():
+        loop_share.install(LoopShare(clock=time.clock, sleep=time.sleep))
+        clients = [AsyncTogetherClient("a", lookup) for _ in range(count)]
+        try:
+            return await time.gather(*(c.list_batches() for c in clients))
+        finally:
+            for c in clients:
+                await c.close()
+
+    return asyncio.run(scenario())
+
+
+def test_the_request_budget_paces_with_the_shares_clock_and_sleep(monkeypatch):
+    """Six calls at once on a budget of 2 a second: two go at once, then one every half second, each
+    after the sleep the token bucket asked of the share."""
+    time = VirtualTime()
+    sent = _fake_api(monkeypatch, time, [])
+    assert _run_clients(time, 6, _lookup(requests_per_second=2.0)) == [[]] * 6
+    start = time.start
+    assert sent == pytest.approx([start, start, start + 0.5, start + 1.0, start + 1.5, start + 2.0])
+    assert time.sleeps == pytest.approx([0.5, 1.0, 1.5, 2.0])
+
+
+def test_retry_back_off_sleeps_with_the_shares_sleep(monkeypatch):
+    time = VirtualTime()
+    sent = _fake_api(monkeypatch, time, [(503, b'{"error": {"message": "busy"}}')])
+    assert _run_clients(time, 1, _lookup(requests_per_second=1000.0)) == [[]]
+    assert len(sent) == 2 and len(time.sleeps) == 1 and time.sleeps[0] > 0
+    assert sent[1] - sent[0] == pytest.approx(time.sleeps[0]), "the retry waited on the virtual clock"

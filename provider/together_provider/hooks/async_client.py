@@ -9,9 +9,7 @@ connection id: the session, the request budget and the resolved settings are the
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -85,13 +83,13 @@ class AsyncTogetherClient:
         budget = share.budget(self.conn_id, settings.requests_per_second)
 
         async def send(req: api.ApiRequest[Any]) -> api.RawResponse:
-            wait = budget.reserve(time.monotonic())
+            wait = budget.reserve(share.clock())
             if wait > 0:
-                await asyncio.sleep(wait)
+                await share.sleep(wait)
             async with share.gate:
                 return await send_async(session, settings, req)
 
-        return await run_async(request, settings.retry, send, asyncio.sleep)
+        return await run_async(request, settings.retry, send, share.sleep)
 
     async def get_batch(self, batch_id: str, *, max_age: float = 0.0) -> BatchJob:
         """The batch, shared with every other wait on it in this event loop: concurrent calls make one

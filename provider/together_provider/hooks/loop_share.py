@@ -5,6 +5,10 @@ A triggerer runs all its triggers on one loop. Giving each its own aiohttp sessi
 per trigger; polling one batch from ten tasks would cost ten requests; and nothing would stop a few
 thousand waits from spending the account's rate limit. Everything here is per loop, so a test's or a
 worker's private loop never shares with the triggerer's.
+
+A share reads time through its ``clock`` and waits through its ``sleep`` (monotonic time and
+``asyncio.sleep`` by default): a test installs a share with a virtual clock (:func:`install`) and
+drives answer ages, the request budget and retry back-off without waiting for the wall clock.
 """
 
 from __future__ import annotations
@@ -58,6 +62,10 @@ class RecentAnswers:
 
 @dataclass
 class LoopShare:
+    # How old an answer is and when the budget lets a request go: seconds, any fixed origin.
+    clock: Callable[[], float] = time.monotonic
+    # What every wait of this share sleeps with (the budget's pacing, retry back-off).
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
     session: aiohttp.ClientSession | None = None
     users: int = 0
     budgets: dict[str, RequestBudget] = field(default_factory=dict)
@@ -119,7 +127,7 @@ class LoopShare:
         answers = self.recent.get(key[0])
         if answers is None:
             answers = self.recent[key[0]] = RecentAnswers()
-        now = time.monotonic()
+        now = self.clock()
         found = answers.fresh(key, now, max_age)
         if found is not None:
             return found[1], now - found[0]
@@ -145,7 +153,7 @@ class LoopShare:
         else:
             future.set_result(value)
             if max_age > 0 and self.watchers.get(key, 2) > 1:
-                answers.put(key, time.monotonic(), value, max_age)
+                answers.put(key, self.clock(), value, max_age)
             return value, 0.0
         finally:
             self.inflight.pop(key, None)
@@ -159,4 +167,11 @@ def current() -> LoopShare:
     share = _BY_LOOP.get(loop)
     if share is None:
         share = _BY_LOOP[loop] = LoopShare()
+    return share
+
+
+def install(share: LoopShare) -> LoopShare:
+    """Make ``share`` the running loop's (before anything on the loop asked for one): how a test
+    gives every wait on its loop one virtual clock and sleep."""
+    _BY_LOOP[asyncio.get_running_loop()] = share
     return share
