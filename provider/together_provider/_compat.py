@@ -7,6 +7,7 @@ common-compat provider does the path lookups; this module only adds what it lack
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
@@ -14,6 +15,7 @@ from airflow.providers.common.compat.sdk import (
     AIRFLOW_V_3_3_PLUS,
     AirflowException,
     AirflowFailException,
+    AirflowNotFoundException,
     AirflowSensorTimeout,
     AirflowSkipException,
     BaseOperator,
@@ -69,6 +71,36 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+async def get_connection_async(conn_id: str, hook: Any = None) -> Any:
+    """The connection ``conn_id`` from wherever Airflow keeps it, without blocking the event loop.
+
+    common-compat's lookup is asynchronous where Airflow can look up asynchronously (3.3.2+) and a
+    worker thread before that. One runner it cannot serve: the in-process one of ``dag.test()`` and
+    ``airflow dags test`` hands triggers supervisor comms that answer only synchronously, so Airflow's
+    own async lookup skips the metadata DB and reports a connection stored there as not defined. Only
+    there, and only after the async lookup found nothing, the synchronous lookup runs in a thread: a
+    real triggerer's comms answer asynchronously, so its loop never waits on a thread for this.
+    """
+    from airflow.providers.common.compat.connection import get_async_connection
+
+    try:
+        return await get_async_connection(conn_id, hook=hook)
+    except AirflowNotFoundException:
+        if not _supervisor_comms_are_sync_only():
+            raise
+    from airflow.providers.common.compat.sdk import BaseHook
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async((hook or BaseHook).get_connection)(conn_id)
+
+
+def _supervisor_comms_are_sync_only() -> bool:
+    # The comms live on the task runner module: a process that never imported it has none.
+    task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    return comms is not None and callable(getattr(comms, "send", None)) and not hasattr(comms, "asend")
+
+
 async def task_instance_state(ti: Any) -> str | None:
     """The current state of a trigger's task instance, or None when it cannot be known.
 
@@ -114,6 +146,7 @@ __all__ = [
     "XCOM_STORES_NONE",
     "AirflowException",
     "AirflowFailException",
+    "AirflowNotFoundException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "BaseHook",
@@ -128,6 +161,7 @@ __all__ = [
     "TriggerEvent",
     "XCom",
     "conf",
+    "get_connection_async",
     "mask_secret",
     "task_instance_state",
     "xcom_push",

@@ -13,7 +13,7 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from together_provider._compat import mask_secret
+from together_provider._compat import get_connection_async, mask_secret
 from together_provider.client import requests as api
 from together_provider.client.call import run_async
 from together_provider.client.errors import BadRequestError
@@ -44,13 +44,14 @@ def settings_from(conn: Any, extra: dict[str, Any]) -> ConnectionSettings:
 
 
 def connection_lookup(hook: Any = None) -> SettingsLookup:
-    """Resolves a connection without blocking the loop (it may live in the metadata DB); ``hook``
-    (a class or instance) is asked first, so a subclass's own connection lookup is honoured."""
+    """Resolves a connection without blocking the loop, wherever Airflow keeps it (environment,
+    metadata DB, a secrets backend) and in every runner (see ``get_connection_async``); ``hook`` (a
+    class or instance) is asked first, so a subclass's own connection lookup is honoured."""
 
     async def lookup(conn_id: str) -> ConnectionSettings:
-        from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+        from airflow.providers.common.compat.connection import get_async_extra_dejson
 
-        conn = await get_async_connection(conn_id, hook=hook)
+        conn = await get_connection_async(conn_id, hook=hook)
         return settings_from(conn, await get_async_extra_dejson(conn))
 
     return lookup

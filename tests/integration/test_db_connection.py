@@ -1,0 +1,202 @@
+"""A connection stored where Airflow keeps it (metadata DB, a secrets backend), not in an environment
+variable, reaches a deferrable wait in every runner that runs its trigger in-process: ``dag.test()``
+and ``airflow dags test`` (the CLI, in a subprocess, as a user runs it). The real triggerer's path is
+covered by the e2e suite (tests/e2e/scenarios.py, the "metadata DB connection" scenario)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from together_provider import _compat
+from together_provider._compat import AIRFLOW_V_3_0_PLUS, AirflowNotFoundException
+from together_provider.hooks.async_client import connection_lookup
+from together_provider.hooks.together import TogetherHook
+
+from ..conftest import load_dag
+
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+ENV_CONN = "AIRFLOW_CONN_TOGETHER_DEFAULT"
+# The example DAG uses the default connection id, as a user's first DAG does.
+CONN_ID = "together_default"
+WAIT_TASK = "wait_for_batch"
+
+
+def state(ti) -> str:
+    return str(getattr(ti.state, "value", ti.state))
+
+
+def _delete_connection(conn_id: str) -> None:
+    from airflow.models import Connection
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.query(Connection).filter(Connection.conn_id == conn_id).delete()
+
+
+def record_sync_lookups(monkeypatch) -> list[tuple[int, bool]]:
+    """(thread, whether an event loop runs on it) for every synchronous connection lookup: the
+    tasks' own, and the trigger's where it needs a thread."""
+    calls: list[tuple[int, bool]] = []
+    base_hook = _compat.BaseHook
+    original = base_hook.get_connection.__func__
+
+    def get_connection(cls, conn_id):
+        try:
+            asyncio.get_running_loop()
+            on_loop = True
+        except RuntimeError:
+            on_loop = False
+        calls.append((threading.get_ident(), on_loop))
+        return original(cls, conn_id)
+
+    monkeypatch.setattr(base_hook, "get_connection", classmethod(get_connection))
+    return calls
+
+
+@pytest.fixture
+def db_connection(airflow_db, emu, monkeypatch):
+    """``together_default`` as a row of the metadata DB, and no environment variable to shadow it."""
+    from airflow.models import Connection
+    from airflow.utils.session import create_session
+
+    monkeypatch.delenv(ENV_CONN, raising=False)
+    _delete_connection(CONN_ID)
+    with create_session() as session:
+        session.add(
+            Connection(
+                conn_id=CONN_ID,
+                conn_type="together",
+                host=emu.url,
+                password=emu.api_key,
+                extra=json.dumps({"max_retries": 3}),
+            )
+        )
+    yield CONN_ID
+    _delete_connection(CONN_ID)
+
+
+def test_dag_test_waits_with_a_db_connection(db_connection, airflow_db, emu, monkeypatch, tmp_path):
+    monkeypatch.setenv("TOGETHER_EXAMPLE_POLL_INTERVAL", "0.2")
+    monkeypatch.setenv("TOGETHER_EXAMPLE_OUTPUT_DIR", str(tmp_path))
+    lookups = record_sync_lookups(monkeypatch)
+    dag_run = load_dag(airflow_db, "example_together_batch.py", "example_together_batch").test()
+    states = {ti.task_id: state(ti) for ti in dag_run.get_task_instances()}
+    assert states == dict.fromkeys(["submit_batch", WAIT_TASK, "download_output", "summarize"], "success")
+    # The trigger's loop handed the synchronous lookup to a thread, never ran it itself.
+    assert any(thread != threading.get_ident() for thread, _ in lookups), "the trigger never looked up"
+    assert not any(on_loop for _, on_loop in lookups)
+    assert len(list(tmp_path.glob("*/output.jsonl"))) == 1
+
+
+@pytest.fixture
+def cli_env(airflow_db, emu, tmp_path, monkeypatch):
+    """The environment ``airflow`` runs in: the test Airflow home, no connection in the environment."""
+    monkeypatch.delenv(ENV_CONN, raising=False)
+    env = {key: value for key, value in os.environ.items() if key != ENV_CONN}
+    env["TOGETHER_EXAMPLE_POLL_INTERVAL"] = "0.2"
+    env["TOGETHER_EXAMPLE_OUTPUT_DIR"] = str(tmp_path / "out")
+    _delete_connection(CONN_ID)
+    yield env
+    _delete_connection(CONN_ID)
+
+
+def airflow(env: dict[str, str], *args: str) -> tuple[int, str]:
+    result = subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=300)
+    return result.returncode, result.stdout + result.stderr
+
+
+def assert_example_dag_succeeded(code: int, out: str, tmp_path: Path) -> None:
+    assert "isn't defined" not in out, out[-3000:]
+    assert code == 0, out[-3000:]
+    assert "Together batch results: 6 answers, 0 failed requests" in out, out[-3000:]
+    assert len(list((tmp_path / "out").glob("*/output.jsonl"))) == 1
+
+
+def test_airflow_dags_test_waits_with_a_connection_added_by_the_cli(cli_env, emu, tmp_path):
+    """The README's first way: ``airflow connections add``, then ``airflow dags test``."""
+    code, out = airflow(
+        cli_env,
+        "connections",
+        "add",
+        CONN_ID,
+        "--conn-type",
+        "together",
+        "--conn-host",
+        emu.url,
+        "--conn-password",
+        emu.api_key,
+    )
+    assert code == 0, out
+    code, out = airflow(cli_env, "dags", "test", "example_together_batch")
+    assert_example_dag_succeeded(code, out, tmp_path)
+    assert emu.api_key not in out
+
+
+def test_airflow_dags_test_waits_with_a_secrets_backend_connection(cli_env, emu, tmp_path):
+    """A connection only a configured secrets backend knows (here Airflow's local-file backend)."""
+    connections = tmp_path / "connections.json"
+    connections.write_text(
+        json.dumps({CONN_ID: {"conn_type": "together", "host": emu.url, "password": emu.api_key}})
+    )
+    cli_env["AIRFLOW__SECRETS__BACKEND"] = "airflow.secrets.local_filesystem.LocalFilesystemBackend"
+    cli_env["AIRFLOW__SECRETS__BACKEND_KWARGS"] = json.dumps({"connections_file_path": str(connections)})
+    code, out = airflow(cli_env, "dags", "test", "example_together_batch")
+    assert_example_dag_succeeded(code, out, tmp_path)
+    assert emu.api_key not in out
+
+
+# ---- the thread fallback is taken only in the runner that needs it -------------------------------
+
+
+class ThreadRecordingHook(TogetherHook):
+    threads: list[int] = []
+
+    @classmethod
+    def get_connection(cls, conn_id):
+        cls.threads.append(threading.get_ident())
+        return super().get_connection(conn_id)
+
+
+def masks_asynchronously() -> bool:
+    """Airflow 3.3.2+ looks a connection up on the event loop itself (``Connection.aextra_dejson``)."""
+    from airflow.providers.common.compat.sdk import Connection
+
+    return hasattr(Connection, "aextra_dejson")
+
+
+def test_a_connection_defined_nowhere_is_not_looked_up_again_in_a_thread(airflow_db, monkeypatch):
+    """Outside the in-process runner, "not defined" is the answer: where Airflow looks up on the loop,
+    no thread repeats the lookup (a real triggerer's loop must not wait on one for every typo)."""
+    monkeypatch.delenv("AIRFLOW_CONN_TOGETHER_NOWHERE", raising=False)
+    ThreadRecordingHook.threads = []
+    with pytest.raises(AirflowNotFoundException, match="together_nowhere"):
+        asyncio.run(connection_lookup(ThreadRecordingHook)("together_nowhere"))
+    # Before 3.3.2 common-compat's own lookup is the synchronous one in a thread, once.
+    assert len(ThreadRecordingHook.threads) == (0 if masks_asynchronously() else 1)
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="Airflow 2 has no supervisor comms")
+def test_only_the_in_process_runners_comms_count_as_sync_only(monkeypatch):
+    from airflow.jobs.triggerer_job_runner import TriggerCommsDecoder
+    from airflow.sdk.execution_time import supervisor, task_runner
+
+    in_process = getattr(supervisor, "InProcessSupervisorComms", None)
+    if in_process is None:
+        pytest.skip("this Airflow's dag.test() has no in-process supervisor comms")
+    monkeypatch.delattr(task_runner, "SUPERVISOR_COMMS", raising=False)
+    assert not _compat._supervisor_comms_are_sync_only()
+    # Only the class's methods are consulted: uninitialised instances are enough.
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", object.__new__(TriggerCommsDecoder), raising=False)
+    assert not _compat._supervisor_comms_are_sync_only(), "a real triggerer must never take the thread"
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", object.__new__(in_process))
+    assert _compat._supervisor_comms_are_sync_only(), (
+        "dag.test()'s comms answer asynchronously now: the thread fallback may no longer be needed"
+    )
