@@ -153,6 +153,33 @@ def test_example_dag_end_to_end(airflow_db, together_conn, monkeypatch, tmp_path
     assert len(list(tmp_path.glob("*/output.jsonl"))) == 1
 
 
+def test_mapped_example_dag_end_to_end(airflow_db, together_conn, emu, monkeypatch, tmp_path, task_logs):
+    monkeypatch.setenv("TOGETHER_EXAMPLE_POLL_INTERVAL", "0.2")
+    monkeypatch.setenv("TOGETHER_EXAMPLE_OUTPUT_DIR", str(tmp_path))
+    dag = load_dag(airflow_db, "example_together_batch_mapped.py", "example_together_batch_mapped")
+    dag_run = dag.test()
+    tis = dag_run.get_task_instances()
+    assert {(ti.task_id, ti.map_index): state(ti) for ti in tis} == {
+        ("list_input_files", -1): "success",
+        **{
+            (task_id, i): "success"
+            for task_id in ("submit_batch", "wait_for_batch", "download_output")
+            for i in range(3)
+        },
+        ("summarize", -1): "success",
+    }
+    assert len(emu.requests_log(method="POST", path="/v1/batches")) == 3
+    out = task_logs()
+    assert "Together mapped batches: 3 batches, 6 answers" in out
+    assert "XCom not found" not in out
+    outputs = sorted(path.name for path in tmp_path.glob("*/output-*.jsonl"))
+    assert outputs == ["output-0.jsonl", "output-1.jsonl", "output-2.jsonl"]
+    custom_ids = {
+        json.loads(line)["custom_id"] for path in tmp_path.glob("*/output-*.jsonl") for line in path.open()
+    }
+    assert custom_ids == {f"part-{part}-question-{i}" for part in (1, 2, 3) for i in (1, 2)}
+
+
 @pytest.mark.parametrize("outcome", ["fail", "expire"])
 def test_failure_example_dag(airflow_db, together_conn, monkeypatch, outcome):
     monkeypatch.setenv("TOGETHER_EXAMPLE_POLL_INTERVAL", "0.2")
