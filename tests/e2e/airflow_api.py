@@ -44,6 +44,11 @@ class AirflowAPI:
         jobs = self._call("GET", "/jobs", params={"job_type": "TriggererJob", "is_alive": "true"})
         return {job["id"] for job in jobs["jobs"]}
 
+    def add_connection(self, conn_id: str, conn_type: str, host: str, password: str) -> None:
+        """Stored in the metadata DB, as the UI's connection form stores it."""
+        body = {"connection_id": conn_id, "conn_type": conn_type, "host": host, "password": password}
+        self._call("POST", "/connections", json=body)
+
     def import_errors(self) -> list[dict[str, Any]]:
         return self._call("GET", "/importErrors")["import_errors"]
 

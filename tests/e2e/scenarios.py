@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from tests.e2e.airflow_api import TERMINAL_RUN_STATES
 from tests.e2e.airflow_env import ROOT
-from tests.e2e.stack import Stack
+from tests.e2e.stack import TEST_API_KEY, Stack
 
 WAIT_DAG = "e2e_together_wait"
 EXAMPLE_DAG = "example_together_batch"
@@ -22,6 +22,8 @@ FAILURES_DAG = "example_together_batch_failures"
 DAG_IDS = {WAIT_DAG, EXAMPLE_DAG, FAILURES_DAG}
 HELD = 3600.0  # processing seconds that keep a batch IN_PROGRESS until the clock is advanced
 MANY_RUNS = 50
+# A connection only the metadata DB holds: the deployment's environment defines together_default alone.
+DB_CONN_ID = "together_e2e_db"
 TAKEOVER_RUNS = 10
 
 
@@ -114,6 +116,56 @@ def example_and_failures(stack: Stack) -> list[Result]:
             )
         )
     return results
+
+
+def connection_in_the_metadata_db(stack: Stack) -> list[Result]:
+    """A connection added through the REST API (the metadata DB), in no environment variable: the
+    worker submits with it and the wait, deferred to a real triggerer, polls with it until the batch
+    completes. The batch is held open until the triggerer has polled it, so the trigger's own lookup
+    is what is tested."""
+    started = time.monotonic()
+    env_name = f"AIRFLOW_CONN_{DB_CONN_ID.upper()}"
+    if env_name in stack.env:
+        raise AssertionError(f"{env_name} is set: the scenario would not test the metadata DB")
+    stack.api.add_connection(DB_CONN_ID, "together", stack.emulator.url, TEST_API_KEY)
+    stack.emulator.set_durations(1, HELD)
+    run_id = "e2e-db-connection"
+    path, expected = write_input(stack, run_id)
+    stack.api.trigger(WAIT_DAG, run_id, {"input_file": path, "conn_id": DB_CONN_ID})
+
+    def wait_state() -> str | None:
+        tis = stack.api.task_instances(WAIT_DAG, [run_id], "wait_for_batch")
+        return tis[0]["state"] if tis else None
+
+    deferred = _poll(lambda: wait_state() == "deferred", 240)
+    polls_seen = 0
+    if deferred:
+        batch_id = stack.api.xcom(WAIT_DAG, run_id, "submit_batch")
+        batch_path = f"/v1/batches/{batch_id}"
+
+        def polls() -> int:
+            log = stack.emulator.requests_log()
+            return sum(1 for r in log if r["method"] == "GET" and r["path"] == batch_path)
+
+        # The sensor checks once on the worker before deferring; a later GET is the triggerer's.
+        before = polls()
+        _poll(lambda: polls() > before and wait_state() == "deferred", 60)
+        polls_seen = polls() - before
+    stack.emulator.advance(HELD)
+    state = stack.api.wait_runs(WAIT_DAG, [run_id], 180)[run_id]
+    wait = stack.api.task_instance(WAIT_DAG, run_id, "wait_for_batch")
+    correct = state == "success" and output_matches(stack, run_id, expected)
+    return [
+        Result(
+            "connection stored in the metadata DB",
+            "success with its output; the wait deferred and the triggerer polled with it; try 1",
+            f"{state}{' with its output' if correct else ''}; "
+            f"{'deferred' if deferred else 'NOT deferred'}, {polls_seen} triggerer polls while held; "
+            f"wait_for_batch try {wait['try_number']}",
+            correct and deferred and polls_seen > 0 and wait["try_number"] == 1,
+            time.monotonic() - started,
+        )
+    ]
 
 
 def _trigger_held_runs(stack: Stack, prefix: str, count: int) -> dict[str, set[str]]:
@@ -273,6 +325,7 @@ def worker_killed_mid_submit(stack: Stack) -> list[Result]:
 
 SCENARIOS: list[Callable[[Stack], list[Result]]] = [
     example_and_failures,
+    connection_in_the_metadata_db,
     many_concurrent_runs,
     triggerer_killed,
     worker_killed_mid_submit,

@@ -5,6 +5,7 @@
 The harness writes a distinct input file per run and passes it as ``conf={"input_file": ...}``, so every
 run waits on its own batch and the output can be matched to the run. ``submit_batch`` may retry once:
 the scenario that kills the worker mid-submit checks that the retry does not create a second batch.
+``conf={"conn_id": ...}`` picks another connection than ``together_default`` (the environment's).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from together_provider.operators.batch import SubmitBatchOperator
 from together_provider.sensors.batch import BatchCompletionSensor
 
 POLL_INTERVAL = float(os.environ.get("TOGETHER_EXAMPLE_POLL_INTERVAL", "30"))
+CONN_ID = "{{ dag_run.conf.get('conn_id') or 'together_default' }}"
 
 with DAG(
     dag_id="e2e_together_wait",
@@ -32,6 +34,7 @@ with DAG(
     submit_batch = SubmitBatchOperator(
         task_id="submit_batch",
         input_file_path="{{ dag_run.conf['input_file'] }}",
+        together_conn_id=CONN_ID,
         retries=1,
         retry_delay=timedelta(seconds=1),
     )
@@ -39,4 +42,5 @@ with DAG(
         task_id="wait_for_batch",
         batch_id=submit_batch.output,
         poll_interval=POLL_INTERVAL,
+        together_conn_id=CONN_ID,
     )
