@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
+# The Documentation project URL in setup.cfg, which is what Airflow shows (it reads the distribution's
+# metadata); the provider info says the same for whoever reads it directly.
+DOCUMENTATION_URL = "https://github.com/together-airflow/airflow-provider-together#readme"
 
 
 def get_provider_info() -> dict:
@@ -11,6 +14,7 @@ def get_provider_info() -> dict:
         "package-name": "airflow-provider-together",
         "name": "Together AI",
         "description": "Submit, wait for (deferrable) and download Together AI batch inference jobs.",
+        "documentation-url": DOCUMENTATION_URL,
         "versions": [__version__],
         "integrations": [
             {
