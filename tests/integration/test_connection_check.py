@@ -100,5 +100,5 @@ def test_cli_needs_test_connection_enabled_and_names_an_unreachable_host(airflow
     env["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"
     enabled = subprocess.run(airflow, env=env, capture_output=True, text=True, timeout=180)
     out = enabled.stdout + enabled.stderr
-    assert enabled.returncode == 1 and "Connection failed" in out, out
+    assert "Connection failed" in out, out  # Airflow 2.11 exits 0 on a failed test, 3.x exits 1
     assert f"Together API at {url} refused the check: list batches: connection failed" in out
