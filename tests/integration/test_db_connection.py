@@ -11,6 +11,9 @@ import os
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,7 +29,11 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 ENV_CONN = "AIRFLOW_CONN_TOGETHER_DEFAULT"
 # The example DAG uses the default connection id, as a user's first DAG does.
 CONN_ID = "together_default"
+EXAMPLE_DAG = "example_together_batch"
 WAIT_TASK = "wait_for_batch"
+HELD = 3600.0  # processing seconds that keep a batch IN_PROGRESS until the emulator's clock moves on
+# What dag.test() logs (Airflow 2.11 and 3.x) when a task has deferred and its trigger starts.
+TRIGGER_STARTS = "[DAG TEST] running trigger in line"
 
 
 def state(ti) -> str:
@@ -39,6 +46,37 @@ def _delete_connection(conn_id: str) -> None:
 
     with create_session() as session:
         session.query(Connection).filter(Connection.conn_id == conn_id).delete()
+
+
+@contextmanager
+def held_until(emu, ready: Callable[[], bool], timeout: float = 120.0) -> Iterator[threading.Event]:
+    """Batches created inside stay IN_PROGRESS until ``ready()``, then the emulator's clock moves on
+    and they complete: the sensor's first check cannot find its batch finished, so the wait must go
+    through the trigger. The event yielded is set when ``ready()`` said so (not the timeout)."""
+    before = emu.set_clock(processing_seconds=HELD)
+    seen, stop = threading.Event(), threading.Event()
+
+    def release() -> None:
+        deadline = time.monotonic() + timeout
+        while not stop.is_set() and time.monotonic() < deadline:
+            if ready():
+                seen.set()
+                break
+            time.sleep(0.05)
+        emu.advance_clock(HELD)
+
+    releaser = threading.Thread(target=release, daemon=True)
+    releaser.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        releaser.join(10)
+        emu.set_clock(processing_seconds=before["processing_seconds"])
+
+
+def logged(log: Path, text: str) -> Callable[[], bool]:
+    return lambda: log.exists() and text in log.read_text(errors="replace")
 
 
 def record_sync_lookups(monkeypatch) -> list[tuple[int, bool]]:
@@ -87,11 +125,15 @@ def test_dag_test_waits_with_a_db_connection(db_connection, airflow_db, emu, mon
     monkeypatch.setenv("TOGETHER_EXAMPLE_POLL_INTERVAL", "0.2")
     monkeypatch.setenv("TOGETHER_EXAMPLE_OUTPUT_DIR", str(tmp_path))
     lookups = record_sync_lookups(monkeypatch)
-    dag_run = load_dag(airflow_db, "example_together_batch.py", "example_together_batch").test()
+    main = threading.get_ident()
+    dag = load_dag(airflow_db, "example_together_batch.py", EXAMPLE_DAG)
+    # Released once the trigger has looked its connection up (tasks look up on the main thread).
+    with held_until(emu, lambda: any(thread != main for thread, _ in lookups)) as trigger_looked_up:
+        dag_run = dag.test()
     states = {ti.task_id: state(ti) for ti in dag_run.get_task_instances()}
     assert states == dict.fromkeys(["submit_batch", WAIT_TASK, "download_output", "summarize"], "success")
+    assert trigger_looked_up.is_set(), "the trigger never looked its connection up"
     # The trigger's loop handed the synchronous lookup to a thread, never ran it itself.
-    assert any(thread != threading.get_ident() for thread, _ in lookups), "the trigger never looked up"
     assert not any(on_loop for _, on_loop in lookups)
     assert len(list(tmp_path.glob("*/output.jsonl"))) == 1
 
@@ -111,6 +153,22 @@ def cli_env(airflow_db, emu, tmp_path, monkeypatch):
 def airflow(env: dict[str, str], *args: str) -> tuple[int, str]:
     result = subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=300)
     return result.returncode, result.stdout + result.stderr
+
+
+def airflow_dags_test(env: dict[str, str], emu, tmp_path: Path) -> tuple[int, str]:
+    """``airflow dags test`` of the example, its batch held until the wait's trigger starts."""
+    log = tmp_path / "dags-test.log"
+    with held_until(emu, logged(log, TRIGGER_STARTS)) as trigger_started, open(log, "w") as out:
+        code = subprocess.run(
+            [AIRFLOW, "dags", "test", EXAMPLE_DAG],
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+        ).returncode
+    text = log.read_text(errors="replace")
+    assert trigger_started.is_set(), f"the wait never deferred, so its trigger was not tested: {text[-3000:]}"
+    return code, text
 
 
 def assert_example_dag_succeeded(code: int, out: str, tmp_path: Path) -> None:
@@ -135,7 +193,7 @@ def test_airflow_dags_test_waits_with_a_connection_added_by_the_cli(cli_env, emu
         emu.api_key,
     )
     assert code == 0, out
-    code, out = airflow(cli_env, "dags", "test", "example_together_batch")
+    code, out = airflow_dags_test(cli_env, emu, tmp_path)
     assert_example_dag_succeeded(code, out, tmp_path)
     assert emu.api_key not in out
 
@@ -148,7 +206,7 @@ def test_airflow_dags_test_waits_with_a_secrets_backend_connection(cli_env, emu,
     )
     cli_env["AIRFLOW__SECRETS__BACKEND"] = "airflow.secrets.local_filesystem.LocalFilesystemBackend"
     cli_env["AIRFLOW__SECRETS__BACKEND_KWARGS"] = json.dumps({"connections_file_path": str(connections)})
-    code, out = airflow(cli_env, "dags", "test", "example_together_batch")
+    code, out = airflow_dags_test(cli_env, emu, tmp_path)
     assert_example_dag_succeeded(code, out, tmp_path)
     assert emu.api_key not in out
 
