@@ -46,13 +46,20 @@ class RecordingTI:
         self.xcoms[key] = value
 
 
+class TimeUp(Exception):
+    """Raised inside the waits still sleeping when :meth:`VirtualTime.gather`'s ``stop_after`` passes."""
+
+
 class VirtualTime:
     """A clock and a sleep for waits run through :meth:`gather`: time moves only when every wait is
     asleep, straight to the earliest wake-up. Real I/O (HTTP to the emulator) takes no virtual time, so
     what a test asserts about timing follows from the code alone, not from how busy the machine is.
 
-    ``sleeps`` records every sleep asked for, in order.
+    ``sleeps`` records every sleep asked for, in order. Many sleeps in a row that never move the clock
+    are a busy loop: they raise instead of hanging the test.
     """
+
+    BUSY_SLEEPS = 10_000
 
     def __init__(self, start: float = 1_000_000.0) -> None:
         self.now = start
@@ -61,6 +68,8 @@ class VirtualTime:
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._active = 0
+        self._stop: float | None = None
+        self._still = 0
 
     def clock(self) -> float:
         return self.now
@@ -71,6 +80,9 @@ class VirtualTime:
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
+        self._still = self._still + 1 if seconds <= 0 else 0
+        if self._still > self.BUSY_SLEEPS:
+            raise RuntimeError(f"busy loop: {self._still} sleeps of 0 s in a row at t+{self.elapsed:g} s")
         woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._sleepers, (self.now + max(0.0, seconds), next(self._order), woken))
         self._wake_if_all_asleep()
@@ -79,18 +91,30 @@ class VirtualTime:
     def _wake_if_all_asleep(self) -> None:
         while self._sleepers and len(self._sleepers) >= self._active:
             wake, _, woken = heapq.heappop(self._sleepers)
-            if woken.cancelled():
+            if woken.done():
                 continue
+            if self._stop is not None and wake > self._stop:
+                self.now = self._stop
+                for _, _, other in [(wake, 0, woken), *self._sleepers]:
+                    if not other.done():
+                        other.set_exception(TimeUp())
+                self._sleepers.clear()
+                return
             self.now = max(self.now, wake)
             woken.set_result(None)
             return
 
-    async def gather(self, *waits: Awaitable[Any]) -> list[Any]:
-        """Run ``waits`` concurrently on this clock; every sleep they ask for must be :meth:`sleep`."""
+    async def gather(self, *waits: Awaitable[Any], stop_after: float | None = None) -> list[Any]:
+        """Run ``waits`` concurrently on this clock; every sleep they ask for must be :meth:`sleep`.
+        With ``stop_after``, a wait still sleeping that many seconds from now ends with None."""
+        if stop_after is not None:
+            self._stop = self.now + stop_after
 
         async def one(wait: Awaitable[Any]) -> Any:
             try:
                 return await wait
+            except TimeUp:
+                return None
             finally:
                 self._active -= 1
                 self._wake_if_all_asleep()

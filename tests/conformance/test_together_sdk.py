@@ -155,14 +155,21 @@ def test_typed_errors(emulator_server, client, tmp_path):
         client.batches.create(input_file_id="file-x", endpoint="/v1/embeddings")  # type: ignore[arg-type]
 
 
-def test_sdk_retries_honour_retry_after_ms(emulator_server, tmp_path):
+def test_sdk_retries_honour_retry_after_ms(emulator_server, tmp_path, monkeypatch):
     retrying = together.Together(api_key=API_KEY, base_url=emulator_server.url, max_retries=2)
     emulator_server.set_faults(
         {"path": "^/v1/batches$", "kind": "status", "status": 429, "retry_after_ms": "20", "times": 2}
     )
-    started = time.monotonic()
+    waits: list[float] = []
+    real_wait = retrying._calculate_retry_timeout
+
+    def recorded_wait(*args, **kwargs):
+        waits.append(real_wait(*args, **kwargs))
+        return waits[-1]
+
+    monkeypatch.setattr(retrying, "_calculate_retry_timeout", recorded_wait)
     assert retrying.batches.list() == []
-    assert time.monotonic() - started < 2.0, "a 20 ms hint must beat the SDK's default backoff"
+    assert waits == [0.02, 0.02], "the SDK waits as the 20 ms hint says, not its default backoff"
     assert [entry["status"] for entry in emulator_server.requests_log(path="/v1/batches")] == [429, 429, 200]
     emulator_server.set_faults(
         {"path": "^/v1/batches$", "kind": "status", "status": 503, "should_retry": False}
