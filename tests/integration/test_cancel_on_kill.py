@@ -83,11 +83,33 @@ def test_sensor_on_kill_leaves_a_batch_it_does_not_own(running_batch):
     assert status_of(running_batch) is BatchStatus.CANCELLED
 
 
-def test_deferred_submit_hands_ownership_to_the_trigger(together_conn, tmp_path):
+def test_deferred_submit_hands_ownership_to_the_trigger(together_conn, tmp_path, monkeypatch):
+    """The trigger a deferred submit leaves behind, rebuilt from its stored kwargs as the triggerer
+    does, cancels the batch (running until then) when the user kills the task."""
+    from types import SimpleNamespace
+
     from together_provider._compat import TaskDeferred
+    from together_provider.triggers import batch as trigger_module
 
     src = write_requests(tmp_path / "defer.jsonl", n=1, model="emulator/never-finish")
     op = SubmitBatchOperator(task_id="submit", input_file_path=str(src), wait_for_completion=True)
+    ti = RecordingTI()
     with pytest.raises(TaskDeferred) as deferred:
-        op.execute({"ti": RecordingTI()})
-    assert deferred.value.trigger.serialize()[1]["cancel_on_kill"] is True
+        op.execute({"ti": ti})
+    batch_id = ti.xcoms["batch_id"]
+    _, kwargs = deferred.value.trigger.serialize()
+    assert kwargs["cancel_on_kill"] is True and kwargs["batch_id"] == batch_id
+    trigger = BatchStatusTrigger(**kwargs)
+    assert status_of(batch_id) in (BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS), "cancellable"
+
+    if AIRFLOW_V_3_3_PLUS:
+        asyncio.run(trigger.on_kill())
+    else:
+        # Before 3.3 the kill is seen in cleanup(), as a task instance no longer deferred.
+        async def failed(ti):
+            return "failed"
+
+        monkeypatch.setattr(trigger_module, "task_instance_state", failed)
+        trigger.task_instance = SimpleNamespace(dag_id="d", task_id="submit", run_id="r", map_index=-1)
+        asyncio.run(trigger.cleanup())
+    assert status_of(batch_id) is BatchStatus.CANCELLED
