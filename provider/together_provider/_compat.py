@@ -35,9 +35,9 @@ if TYPE_CHECKING:
 
 # Resolved on first use (see __getattr__): DAG files import the sensor and operators, and so this
 # module, at every parse, and need none of these. The HTTP hook brings requests and aiohttp (workers
-# and triggerers only); airflow.triggers.base was most of what this module cost a DAG file (11-12 ms of
-# 15-37 ms, benchmarks/README.md finding 9): only the trigger module, imported inside execute(), pays
-# for it now. The sensor base (about 3 ms) is loaded by DAG files that use the sensor, not by the rest.
+# and triggerers only); airflow.triggers.base was most of what this module cost a DAG file (make bench
+# measures it, benchmarks/README.md item 3): only the trigger module, imported inside execute(), pays
+# for it now. The sensor base is loaded by DAG files that use the sensor, not by the rest.
 _SDK = "airflow.providers.common.compat.sdk"
 _LAZY: dict[str, tuple[str, str]] = {
     "BaseHook": (_SDK, "BaseHook"),

@@ -30,8 +30,8 @@ MAX_FILE_BYTES = 100 * 1024 * 1024
 MAX_LINE_BYTES = 10 * 1024 * 1024
 MAX_CUSTOM_ID_CHARS = 64
 _CHUNK = 1024 * 1024
-# Measured on 2 KB lines: blocks that stay in the CPU cache are read, hashed, UTF-8-checked and parsed
-# fastest (256 KB: ~280 MB/s; 4 MB: ~140 MB/s).
+# Blocks that stay in the CPU cache are read, hashed, UTF-8-checked and parsed fastest; much larger ones
+# were markedly slower (benchmarks/README.md, "Figures behind code choices").
 _BLOCK = 256 * 1024
 # Together reads an audio request's input from a URL, not from the line: each line says so with
 # "method": "FILE" and puts the URL in body.file.

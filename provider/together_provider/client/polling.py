@@ -13,9 +13,9 @@ from __future__ import annotations
 MIN_FACTOR = 0.25
 MAX_FACTOR = 2.0
 # Poll again after this fraction of the predicted time left: small, so a batch that finishes well
-# before its prediction is still seen soon. Chosen with benchmarks/poll_policy.py (2,000 simulated
-# batches, poll_interval 60 s): mean delay 11.7 s against 30.3 s at a fixed 60 s, p95 43 s against
-# 58 s, 0.78x the polls. MAX_FACTOR 4 with ETA_FRACTION 0.5 gave 27.4 s, p95 132 s, 0.44x the polls.
+# before its prediction is still seen soon. Chosen with benchmarks/poll_policy.py on simulated batches:
+# it sees a finished batch sooner than a fixed poll_interval does, with fewer polls, where MAX_FACTOR 4
+# with ETA_FRACTION 0.5 saw many much later (the figures: benchmarks/README.md, item 6).
 ETA_FRACTION = 0.125
 
 

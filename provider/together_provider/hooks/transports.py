@@ -28,11 +28,11 @@ if TYPE_CHECKING:
     import aiohttp
 
 USER_AGENT = f"airflow-provider-together/{__version__}"
-# The download's one reused buffer. Where it sits matters more than anything else on the bench machine
-# (AMD EPYC): the kernel's copy from the socket costs 0.85 s per GiB into a buffer at 16 bytes past a
-# 32-byte boundary, where malloc puts a bytearray's or a bytes object's data, against 0.3 s when aligned;
-# an mmap is page-aligned. Writes from a 1 MiB buffer to the page cache were erratic (0.7-1.8 s per GiB)
-# where 64-256 KiB cost 0.3-0.4 s.
+# The download's one reused buffer. Where it sits matters more than its size: the kernel copies from the
+# socket far more slowly into a buffer 16 bytes past a 32-byte boundary, where malloc puts a bytearray's
+# or a bytes object's data, than into an aligned one, and an mmap is page-aligned. Much larger buffers
+# made the writes to the page cache erratic. (The figures: benchmarks/README.md, "Figures behind code
+# choices".)
 _DOWNLOAD_CHUNK = 256 * 1024
 
 
@@ -109,7 +109,7 @@ def _stream_to_file(response: requests.Response, request: ApiRequest[Any], timeo
     written = 0
     # http.client's own response under urllib3's: its readinto fills one reused, aligned buffer straight
     # from the socket and decodes chunked transfer encoding itself. urllib3's stream() reads into a new
-    # bytes object per chunk, whose misaligned data made the copy from the socket 3x dearer.
+    # bytes object per chunk, whose misaligned data made the copy from the socket several times dearer.
     body = getattr(response.raw, "_fp", None)
     try:
         with open(request.download_path, "wb") as out:
