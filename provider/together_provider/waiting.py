@@ -1,14 +1,24 @@
-"""Small pieces every waiting task shares: the default timeout and the console link's XCom."""
+"""The wait as every waiting task runs it: the sensor, and the submit operator with
+``wait_for_completion=True``. One settings object builds the trigger to defer to, makes one poll on the
+worker (the sensor's poke) and runs the worker's own loop, all over ``outcome.WaitTracker``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, NoReturn
 
 from together_provider.links import XCOM_BATCH_URL, batch_url
+from together_provider.outcome import WaitTracker
 
 # Together asks users to wait 72 h before reporting a stuck batch: a shorter default would fail
 # batches that are merely slow.
 MIN_DEFAULT_TIMEOUT = 72 * 60 * 60
+# A templated id that rendered to nothing: Jinja turns a None into the text "None".
+_EMPTY_IDS = ("", "None", "null")
 
 
 def default_timeout() -> float:
@@ -17,7 +27,136 @@ def default_timeout() -> float:
     return max(conf.getfloat("sensors", "default_timeout", fallback=7 * 24 * 3600), MIN_DEFAULT_TIMEOUT)
 
 
+def default_deferrable(value: bool | None) -> bool:
+    """An explicit ``deferrable`` wins; else ``[operators] default_deferrable`` where the deployment
+    sets it (environment or airflow.cfg); else True. Airflow's own built-in default for that option is
+    False, which would hold a worker slot for a whole batch wherever nobody had chosen to."""
+    if value is not None:
+        return bool(value)
+    import configparser
+    import os
+
+    from together_provider._compat import conf
+
+    chosen = "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE" in os.environ or configparser.ConfigParser.has_option(
+        conf, "operators", "default_deferrable"
+    )
+    return conf.getboolean("operators", "default_deferrable", fallback=True) if chosen else True
+
+
+def clean_id(value: Any) -> str | None:
+    """The id as text, or None when it is absent or a template rendered it empty."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text in _EMPTY_IDS else text
+
+
+def require_id(value: Any, field: str) -> str:
+    text = clean_id(value)
+    if text is None:
+        raise ValueError(f"{field} must be a non-empty string, got {value!r}")
+    return text
+
+
 def push_batch_url(context: Any, hook: Any, batch_id: str) -> None:
     url = batch_url(hook.settings.console_url, batch_id)
     if url:
         context["ti"].xcom_push(key=XCOM_BATCH_URL, value=url)
+
+
+def progress_line(batch: Any) -> str:
+    line = f"Together batch {batch.id} is {batch.raw_status}"
+    return line if batch.progress is None else f"{line} ({batch.progress:.1f}% done)"
+
+
+@dataclass(frozen=True)
+class BatchWait:
+    """How a task waits for a batch; the same for the sensor and the submit operator."""
+
+    together_conn_id: str
+    poll_interval: float
+    timeout: float
+    max_consecutive_failures: int = 5
+    adaptive_polling: bool = True
+    cancel_on_kill: bool = False
+
+    @classmethod
+    def of(cls, task: Any) -> BatchWait:
+        """The wait a task's own arguments describe (the sensor's and the submit operator's match)."""
+        return cls(
+            together_conn_id=task.together_conn_id,
+            poll_interval=task.poll_interval,
+            timeout=float(task.timeout),
+            max_consecutive_failures=task.max_consecutive_failures,
+            adaptive_polling=task.adaptive_polling,
+            cancel_on_kill=task.cancel_on_kill,
+        )
+
+    def tracker(self, batch_id: str, deadline: float | None) -> WaitTracker:
+        return WaitTracker(
+            batch_id,
+            self.poll_interval,
+            deadline=deadline,
+            max_consecutive_failures=self.max_consecutive_failures,
+            adaptive=self.adaptive_polling,
+        )
+
+    def defer(self, task: Any, batch_id: str, *, clock: Callable[[], float] = time.time) -> NoReturn:
+        """Hand the wait to the triggerer; the task resumes in its ``execute_complete``."""
+        from together_provider.triggers.batch import BatchStatusTrigger
+
+        task.defer(
+            trigger=BatchStatusTrigger(
+                batch_id=batch_id,
+                together_conn_id=self.together_conn_id,
+                poll_interval=self.poll_interval,
+                deadline=clock() + self.timeout,
+                max_consecutive_failures=self.max_consecutive_failures,
+                cancel_on_kill=self.cancel_on_kill,
+                adaptive_polling=self.adaptive_polling,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+        raise AssertionError("defer() returned")  # pragma: no cover - defer always raises
+
+    def poll(
+        self, hook: Any, batch_id: str, tracker: WaitTracker, log: Any, now: float
+    ) -> dict[str, Any] | None:
+        """One poll on the worker: the event that ends the wait, or None while it goes on. A poll that
+        failed on a transient error is counted and logged, not raised."""
+        from together_provider.client.errors import TogetherError
+
+        try:
+            batch = hook.get_batch(batch_id)
+        except TogetherError as exc:
+            event = tracker.failed(exc)
+            if event is None:
+                log.warning(
+                    "Polling Together batch %s failed (%d of %d allowed in a row): %s",
+                    batch_id,
+                    tracker.failures,
+                    tracker.max_failures,
+                    tracker.last_error,
+                )
+            return event
+        log.info(progress_line(batch))
+        return tracker.answered(batch, now)
+
+    def run_on_worker(
+        self,
+        hook: Any,
+        batch_id: str,
+        log: Any,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Any] = time.sleep,
+    ) -> dict[str, Any]:
+        """Wait holding the worker slot (``deferrable=False``); returns the event that ended it."""
+        tracker = self.tracker(batch_id, clock() + self.timeout)
+        while True:
+            event = tracker.before_poll(clock()) or self.poll(hook, batch_id, tracker, log, clock())
+            if event is not None:
+                return event
+            sleep(tracker.next_sleep(clock()))

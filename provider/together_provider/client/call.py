@@ -7,6 +7,7 @@ but perform those steps. So the sync hook and the trigger's async polling share 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Generator
@@ -132,5 +133,40 @@ async def run_async(
                 reply = exc
         try:
             step = flow.send(reply)
+        except StopIteration as done:
+            return done.value
+
+
+Flow = Generator[ApiRequest[Any], Any, T]
+
+
+def drive_sync(flow: Flow[T], run: Callable[[ApiRequest[Any]], Any]) -> T:
+    """Run a flow of calls (see ``cancel.py``): each request it yields is made with ``run``."""
+    request = next(flow)
+    while True:
+        try:
+            answer = run(request)
+        except TogetherError as exc:
+            step = functools.partial(flow.throw, exc)
+        else:
+            step = functools.partial(flow.send, answer)
+        try:
+            request = step()
+        except StopIteration as done:
+            return done.value
+
+
+async def drive_async(flow: Flow[T], run: Callable[[ApiRequest[Any]], Awaitable[Any]]) -> T:
+    """:func:`drive_sync` on the event loop."""
+    request = next(flow)
+    while True:
+        try:
+            answer = await run(request)
+        except TogetherError as exc:
+            step = functools.partial(flow.throw, exc)
+        else:
+            step = functools.partial(flow.send, answer)
+        try:
+            request = step()
         except StopIteration as done:
             return done.value

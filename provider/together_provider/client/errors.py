@@ -12,6 +12,11 @@ from typing import Any
 
 # Proxies answer with whole HTML pages; an exception text should stay readable.
 _MAX_TEXT = 300
+# The caller's to fix: asking again, now or in an hour, gets the same answer.
+PERMANENT_STATUSES = frozenset({400, 401, 402, 403, 404, 422})
+# Worth asking again besides 5xx: a server-side timeout, lock contention on Together's side (its SDKs
+# retry 409) and the rate limit.
+TRANSIENT_STATUSES = frozenset({408, 409, 429})
 
 
 class TogetherError(Exception):
@@ -234,3 +239,30 @@ def error_from_response(
     if cls is RateLimitError:
         kwargs["retry_after"] = retry_after
     return cls(parsed["message"] or "", **kwargs)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether the same call could succeed later with nothing changed.
+
+    The one answer to "wait and try again, or fail now" for every caller: the retry policy asks it
+    per attempt, a task per try (see :func:`permanent_failure`).
+    """
+    if isinstance(error, TransportError):
+        return True
+    if isinstance(error, APIStatusError):
+        return error.status_code in TRANSIENT_STATUSES or error.status_code >= 500
+    if isinstance(error, InvalidResponseError):
+        return error.transient
+    return False
+
+
+def permanent_failure(error: BaseException) -> str | None:
+    """What to tell the user when no retry can fix ``error`` (bad input, a wrong key, an unknown id, a
+    broken answer), or None when waiting might (or when the error is not one this client knows)."""
+    if isinstance(error, TogetherError) and is_transient(error):
+        return None
+    if isinstance(error, InvalidResponseError):
+        return f"Together's answer broke the API's promise: {error}"
+    if isinstance(error, (TogetherError, ValueError, FileNotFoundError, IsADirectoryError)):
+        return str(error)
+    return None

@@ -67,6 +67,15 @@ BATCH_ENDPOINTS = (
 )
 
 
+def checked_endpoint(endpoint: str) -> str:
+    """The endpoint a batch targets; every caller (the submit operator, the create request) checks here."""
+    if endpoint not in BATCH_ENDPOINTS:
+        raise ValueError(
+            f"endpoint {endpoint!r} is not supported by the Batch API; use one of {BATCH_ENDPOINTS}"
+        )
+    return endpoint
+
+
 def _parse_time(value: Any) -> pendulum.DateTime | None:
     """ISO-8601 strings (batches) and Unix seconds (files) both occur; garbage becomes None."""
     if value is None or value == "":

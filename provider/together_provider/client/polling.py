@@ -52,3 +52,14 @@ def next_poll_interval(
     if until_deadline is not None:
         wait = min(wait, max(0.0, until_deadline))
     return wait
+
+
+def checked_poll_interval(value: object) -> float:
+    """``poll_interval`` in seconds; every wait (sensor, submit, trigger) checks it here."""
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not seconds > 0:
+        raise ValueError(f"poll_interval must be greater than 0 seconds, got {value!r}")
+    return seconds

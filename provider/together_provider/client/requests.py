@@ -14,10 +14,10 @@ from urllib.parse import quote
 
 from together_provider.client.errors import InvalidResponseError, request_id_from
 from together_provider.client.models import (
-    BATCH_ENDPOINTS,
     BatchJob,
     CreatedBatch,
     TogetherFile,
+    checked_endpoint,
     parse_batch_list,
     parse_deleted,
     parse_file_list,
@@ -131,10 +131,7 @@ def create_batch(
     model_id: str | None = None,
 ) -> ApiRequest[CreatedBatch]:
     _segment(input_file_id, "input_file_id")
-    if endpoint not in BATCH_ENDPOINTS:
-        raise ValueError(
-            f"endpoint {endpoint!r} is not supported by the Batch API; use one of {BATCH_ENDPOINTS}"
-        )
+    checked_endpoint(endpoint)
     body: dict[str, Any] = {"endpoint": endpoint, "input_file_id": input_file_id.strip()}
     if completion_window is not None:
         body["completion_window"] = completion_window

@@ -13,17 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from together_provider.client.errors import (
+    PERMANENT_STATUSES,
     APIStatusError,
     InvalidResponseError,
     RateLimitError,
     TogetherError,
     TransportError,
+    is_transient,
 )
 
-# The caller's to fix: retrying cannot change the answer.
-NEVER_RETRY_STATUSES = frozenset({400, 401, 402, 403, 404, 422})
-# 409 is retried by Together's SDKs (lock contention on their side); 408 is a server-side timeout.
-RETRY_STATUSES = frozenset({408, 409, 429})
 # A server hint above this is treated as "give up now" rather than as a wait: blocking a worker for
 # minutes on one call is worse than failing and letting Airflow's own retries take over.
 MAX_HONOURED_RETRY_AFTER = 60.0
@@ -96,18 +94,17 @@ class RetryPolicy:
             return idempotent or not error.request_sent
         if isinstance(error, APIStatusError):
             hint = should_retry_header(error.headers)
-            if error.status_code in NEVER_RETRY_STATUSES:
+            if error.status_code in PERMANENT_STATUSES:
                 return False
             if not idempotent:
                 # The server saw the request. Only a 429 proves it did nothing with it.
                 return isinstance(error, RateLimitError) and hint is not False
             if hint is not None:
                 return hint
-            return error.status_code in RETRY_STATUSES or error.status_code >= 500
+            return is_transient(error)
         if isinstance(error, InvalidResponseError):
-            # A garbled body of a read is transient; of a create it may hide a new batch. A well-formed
-            # body missing what the API promises will read the same on every try.
-            return idempotent and error.transient
+            # A garbled body of a read is transient; of a create it may hide a new batch.
+            return idempotent and is_transient(error)
         return False
 
     def backoff(self, attempt: int) -> float:

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 from together_provider._compat import get_connection_async, mask_secret
 from together_provider.client import requests as api
-from together_provider.client.call import run_async
-from together_provider.client.errors import BadRequestError
-from together_provider.client.models import BatchJob, BatchStatus, TogetherFile
+from together_provider.client.call import drive_async, run_async
+from together_provider.client.cancel import CancelOutcome, cancel_flow
+from together_provider.client.models import BatchJob, TogetherFile
 from together_provider.client.settings import ConnectionSettings
 from together_provider.hooks import loop_share
 from together_provider.hooks.transports import send_async
@@ -118,16 +118,12 @@ class AsyncTogetherClient:
     async def list_batches(self) -> list[BatchJob]:
         return await self._run(api.list_batches())
 
+    async def cancel(self, batch_id: str) -> CancelOutcome:
+        """Cancel unless already finished (see ``client/cancel.py``)."""
+        return await drive_async(cancel_flow(batch_id), self._run)
+
     async def cancel_batch(self, batch_id: str) -> BatchJob:
-        """Cancelling a batch that is already cancelled succeeds (a retried cancel whose first answer
-        was lost must not fail on its own success)."""
-        try:
-            return await self._run(api.cancel_batch(batch_id))
-        except BadRequestError:
-            batch = await self.get_batch(batch_id)
-            if batch.status is BatchStatus.CANCELLED:
-                return batch
-            raise
+        return (await self.cancel(batch_id)).batch
 
     async def get_file(self, file_id: str) -> TogetherFile:
         return await self._run(api.get_file(file_id))

@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from together_provider._compat import HttpHook
 from together_provider.client import requests as api
-from together_provider.client.call import run_sync
-from together_provider.client.errors import BadRequestError, TogetherError
+from together_provider.client.call import drive_sync, run_sync
+from together_provider.client.cancel import cancel_flow
+from together_provider.client.cancel import describe as describe_cancel
+from together_provider.client.errors import TogetherError
 from together_provider.client.jsonl import sha256_of
-from together_provider.client.models import BatchJob, BatchStatus, TogetherFile
+from together_provider.client.models import BatchJob, TogetherFile
 from together_provider.client.settings import DEFAULT_BASE_URL, ConnectionSettings
 from together_provider.hooks.async_client import AsyncTogetherClient, connection_lookup, settings_from
 from together_provider.hooks.transports import send_sync
@@ -22,6 +24,12 @@ if TYPE_CHECKING:
     import requests
 
 T = TypeVar("T")
+
+_RAW_HTTP_REFUSED = (
+    "TogetherHook.{name}() is not supported: HttpHook's raw requests would send no API key and bypass "
+    "the provider's retry policy. Use get_batch, list_batches, create_batch, cancel_batch, upload_file, "
+    "get_file, list_files, delete_file or download_file instead."
+)
 
 
 class TogetherHook(HttpHook):
@@ -85,10 +93,21 @@ class TogetherHook(HttpHook):
 
         session = requests.Session()
         self.base_url = self.settings.base_url
-        self._configure_session_from_mount_adapters(session)
         if headers:
             session.headers.update(headers)
         return session
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Not supported: HttpHook's raw requests would carry no API key and skip the retry policy."""
+        raise NotImplementedError(_RAW_HTTP_REFUSED.format(name="run"))
+
+    def run_and_check(self, *args: Any, **kwargs: Any) -> Any:
+        """Not supported, as :meth:`run`."""
+        raise NotImplementedError(_RAW_HTTP_REFUSED.format(name="run_and_check"))
+
+    def run_with_advanced_retry(self, *args: Any, **kwargs: Any) -> Any:
+        """Not supported, as :meth:`run`."""
+        raise NotImplementedError(_RAW_HTTP_REFUSED.format(name="run_with_advanced_retry"))
 
     @cached_property
     def _session(self) -> requests.Session:
@@ -129,15 +148,11 @@ class TogetherHook(HttpHook):
         return created.job
 
     def cancel_batch(self, batch_id: str) -> BatchJob:
-        """Cancel a validating or running batch. Cancelling a batch that is already cancelled succeeds,
-        so a cancel whose answer was lost (and was retried) does not fail on its own success."""
-        try:
-            return self._run(api.cancel_batch(batch_id))
-        except BadRequestError:
-            batch = self.get_batch(batch_id)
-            if batch.status is BatchStatus.CANCELLED:
-                return batch
-            raise
+        """Cancel a validating or running batch; a batch that has already finished is left as it is
+        (and logged as such), so a cancel is safe to repeat. Returns the batch as Together then has it."""
+        outcome = drive_sync(cancel_flow(batch_id), self._run)
+        self.log.info(describe_cancel(outcome))
+        return outcome.batch
 
     def get_file(self, file_id: str) -> TogetherFile:
         return self._run(api.get_file(file_id))

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import Iterator, Sequence
-from datetime import timedelta
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from together_provider._compat import AirflowFailException, BaseOperator, Context, xcom_push
+from together_provider.client.polling import checked_poll_interval
 from together_provider.links import TogetherBatchLink
-from together_provider.outcome import EVENT_TIMEOUT, finish_wait
-from together_provider.waiting import default_timeout, push_batch_url
+from together_provider.outcome import finish_wait, task_errors
+from together_provider.waiting import (
+    BatchWait,
+    clean_id,
+    default_deferrable,
+    default_timeout,
+    push_batch_url,
+    require_id,
+)
 
 if TYPE_CHECKING:
     from together_provider.client.models import BatchJob
@@ -36,33 +41,10 @@ def cancel_quietly(hook: Any, batch_id: str, log: Any) -> None:
     from together_provider.client.errors import TogetherError
 
     try:
-        batch = hook.cancel_batch(batch_id)
-        log.info(
-            "Cancelled Together batch %s (now %s) because the task was killed", batch_id, batch.raw_status
-        )
-    except TogetherError as exc:
+        log.info("The task was killed: cancelling the Together batch %s it waits on", batch_id)
+        hook.cancel_batch(batch_id)
+    except (TogetherError, ValueError) as exc:
         log.warning("Could not cancel Together batch %s after the task was killed: %s", batch_id, exc)
-
-
-@contextlib.contextmanager
-def fail_fast() -> Iterator[None]:
-    """Turn errors that no retry can fix (bad input, wrong key, unknown id) into a failure without
-    retries; transient errors pass through so the task's own retries still apply."""
-    from together_provider.client.errors import APIStatusError, InputFileError, InvalidResponseError
-    from together_provider.client.retry import RetryPolicy
-
-    try:
-        yield
-    except (InputFileError, ValueError, FileNotFoundError) as exc:
-        raise AirflowFailException(str(exc)) from exc
-    except InvalidResponseError as exc:
-        if exc.transient:
-            raise
-        raise AirflowFailException(f"Together's answer broke the API's promise: {exc}") from exc
-    except APIStatusError as exc:
-        if RetryPolicy().is_retryable(exc):
-            raise
-        raise AirflowFailException(str(exc)) from exc
 
 
 class _TogetherOperator(BaseOperator):
@@ -70,19 +52,15 @@ class _TogetherOperator(BaseOperator):
         super().__init__(**kwargs)
         self.together_conn_id = together_conn_id
 
+    def task_errors(self) -> Any:
+        """What no retry can fix fails the task at once; see :func:`outcome.task_errors`."""
+        return task_errors(conn_id=self.together_conn_id)
+
     @cached_property
     def hook(self) -> TogetherHook:
         from together_provider.hooks.together import TogetherHook
 
         return TogetherHook(together_conn_id=self.together_conn_id)
-
-
-def _clean_id(value: Any) -> str | None:
-    """A templated id that rendered to nothing (``None`` becomes the text "None" in Jinja) is absent."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    return None if text in ("", "None", "null") else text
 
 
 class _OneBatchOperator(_TogetherOperator):
@@ -103,8 +81,8 @@ class GetBatchOperator(_OneBatchOperator):
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
-        with fail_fast():
-            batch = self.hook.get_batch(self.batch_id)
+        with self.task_errors():
+            batch = self.hook.get_batch(require_id(self.batch_id, "batch_id"))
         push_batch_url(context, self.hook, batch.id)
         data = batch.to_xcom()
         for key in ("status", "output_file_id", "error_file_id"):
@@ -122,20 +100,9 @@ class CancelBatchOperator(_OneBatchOperator):
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from together_provider.client.errors import BadRequestError
-
-        with fail_fast():
-            try:
-                batch = self.hook.cancel_batch(self.batch_id)
-            except BadRequestError:
-                batch = self.hook.get_batch(self.batch_id)
-                if not batch.status.is_terminal:
-                    raise
-                self.log.info(
-                    "Together batch %s already ended %s; nothing to cancel", batch.id, batch.raw_status
-                )
+        with self.task_errors():
+            batch = self.hook.cancel_batch(require_id(self.batch_id, "batch_id"))
         push_batch_url(context, self.hook, batch.id)
-        self.log.info("Together batch %s is now %s", batch.id, batch.raw_status)
         return batch.to_xcom()
 
 
@@ -162,7 +129,7 @@ class DownloadBatchFileOperator(_TogetherOperator):
         self.allow_missing = allow_missing
 
     def execute(self, context: Context) -> str | None:
-        file_id = _clean_id(self.file_id)
+        file_id = clean_id(self.file_id)
         if file_id is None:
             if self.allow_missing:
                 self.log.info("No file id given (the batch has no such file); nothing to download")
@@ -173,7 +140,7 @@ class DownloadBatchFileOperator(_TogetherOperator):
             )
         if not self.path or not str(self.path).strip():
             raise AirflowFailException("path is empty: give the local file path to write the download to")
-        with fail_fast():
+        with self.task_errors():
             return self.hook.download_file(file_id, self.path)
 
 
@@ -192,7 +159,8 @@ class SubmitBatchOperator(_TogetherOperator):
     :param priority: optional batch priority.
     :param model_id: optional model id recorded on the batch (each line names its own model).
     :param wait_for_completion: wait until the batch ends, and fail as the sensor does.
-    :param deferrable: wait in the triggerer rather than on the worker.
+    :param deferrable: wait in the triggerer rather than on the worker. Defaults to Airflow's
+        ``[operators] default_deferrable``, and to True where that is not set.
     :param poll_interval: seconds between status checks while waiting.
     :param timeout: seconds to wait in all (default: the sensor default, at least 72 h).
     :param fail_on_request_errors: fail when a completed batch has an error file.
@@ -224,7 +192,7 @@ class SubmitBatchOperator(_TogetherOperator):
         priority: int | None = None,
         model_id: str | None = None,
         wait_for_completion: bool = False,
-        deferrable: bool = True,
+        deferrable: bool | None = None,
         poll_interval: float = 60.0,
         timeout: float | None = None,
         fail_on_request_errors: bool = False,
@@ -237,8 +205,7 @@ class SubmitBatchOperator(_TogetherOperator):
         super().__init__(**kwargs)
         if (input_file_path is None) == (input_file_id is None):
             raise ValueError("give exactly one of input_file_path (a local JSONL file) or input_file_id")
-        if poll_interval is None or poll_interval <= 0:
-            raise ValueError(f"poll_interval must be greater than 0 seconds, got {poll_interval!r}")
+        poll_interval = checked_poll_interval(poll_interval)
         self.input_file_path = input_file_path
         self.input_file_id = input_file_id
         self.endpoint = endpoint
@@ -246,7 +213,7 @@ class SubmitBatchOperator(_TogetherOperator):
         self.priority = priority
         self.model_id = model_id
         self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable(deferrable)
         self.poll_interval = poll_interval
         self.timeout = timeout if timeout is not None else default_timeout()
         self.fail_on_request_errors = fail_on_request_errors
@@ -260,12 +227,9 @@ class SubmitBatchOperator(_TogetherOperator):
         """Create the batch, unless an earlier try of this task instance already did."""
         from together_provider import resubmission
         from together_provider.client.jsonl import validate_input_file
-        from together_provider.client.models import BATCH_ENDPOINTS
+        from together_provider.client.models import checked_endpoint
 
-        if self.endpoint not in BATCH_ENDPOINTS:
-            raise ValueError(
-                f"endpoint {self.endpoint!r} is not supported by the Batch API; use one of {BATCH_ENDPOINTS}"
-            )
+        checked_endpoint(self.endpoint)
         store = _task_state_store(context)
         if store is not None and not self.force_new:
             previous = self._stored_batch(store)
@@ -275,7 +239,7 @@ class SubmitBatchOperator(_TogetherOperator):
         retry = not self.force_new and (getattr(ti, "try_number", 1) or 1) > 1
 
         named: set[str] = set()
-        given_id = _clean_id(self.input_file_id)
+        given_id = clean_id(self.input_file_id)
         if given_id is not None:
             input_file_id = given_id
         else:
@@ -355,14 +319,25 @@ class SubmitBatchOperator(_TogetherOperator):
         return batch
 
     def execute(self, context: Context) -> str:
-        with fail_fast():
+        with self.task_errors():
             batch = self._submit_or_reuse(context)
         self._batch_id = batch.id
         context["ti"].xcom_push(key="batch_id", value=batch.id)
         push_batch_url(context, self.hook, batch.id)
         if self.wait_for_completion:
-            self._wait(context, batch.id)
+            if self.deferrable:
+                self.wait.defer(self, batch.id)
+            with self.task_errors():
+                event = self.wait.run_on_worker(self.hook, batch.id, self.log)
+            self._finish(context, event)
         return batch.id
+
+    @property
+    def wait(self) -> BatchWait:
+        return BatchWait.of(self)
+
+    def _finish(self, context: Context, event: dict[str, Any]) -> None:
+        finish_wait(context, event, fail_on_request_errors=self.fail_on_request_errors, log=self.log)
 
     def on_kill(self) -> None:
         """The task was killed while this worker ran it (marked failed, timed out): cancel the batch it
@@ -370,37 +345,6 @@ class SubmitBatchOperator(_TogetherOperator):
         if self.cancel_on_kill and self._batch_id:
             cancel_quietly(self.hook, self._batch_id, self.log)
 
-    def _wait(self, context: Context, batch_id: str) -> None:
-        from together_provider.triggers.batch import BatchStatusTrigger, batch_event
-
-        deadline = time.time() + self.timeout
-        if self.deferrable:
-            self.defer(
-                trigger=BatchStatusTrigger(
-                    batch_id=batch_id,
-                    together_conn_id=self.together_conn_id,
-                    poll_interval=self.poll_interval,
-                    deadline=deadline,
-                    max_consecutive_failures=self.max_consecutive_failures,
-                    cancel_on_kill=self.cancel_on_kill,
-                    adaptive_polling=self.adaptive_polling,
-                ),
-                method_name="execute_complete",
-                timeout=timedelta(seconds=self.timeout),
-            )
-        while True:
-            with fail_fast():
-                batch = self.hook.get_batch(batch_id)
-            self.log.info("Together batch %s is %s (progress %s)", batch.id, batch.raw_status, batch.progress)
-            if batch.status.is_terminal:
-                event = batch_event(batch)
-                break
-            if time.time() + self.poll_interval > deadline:
-                event = {"status": EVENT_TIMEOUT, "batch_id": batch_id, "error": "timed out waiting"}
-                break
-            time.sleep(self.poll_interval)
-        finish_wait(context, event, fail_on_request_errors=self.fail_on_request_errors, log=self.log)
-
     def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
-        finish_wait(context, event, fail_on_request_errors=self.fail_on_request_errors, log=self.log)
+        self._finish(context, event)
         return str(event["batch_id"])

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from together_provider._compat import (
-    AirflowFailException,
-    AirflowSensorTimeout,
-    AirflowSkipException,
-    BaseSensorOperator,
-    Context,
-)
+from together_provider._compat import BaseSensorOperator, Context
+from together_provider.client.polling import checked_poll_interval
 from together_provider.links import TogetherBatchLink
-from together_provider.outcome import finish_wait
-from together_provider.waiting import MIN_DEFAULT_TIMEOUT, default_timeout, push_batch_url
+from together_provider.outcome import WaitTracker, finish_wait, task_errors
+from together_provider.waiting import (
+    MIN_DEFAULT_TIMEOUT,
+    BatchWait,
+    default_deferrable,
+    default_timeout,
+    push_batch_url,
+    require_id,
+)
 
 if TYPE_CHECKING:
     from together_provider.hooks.together import TogetherHook
@@ -29,7 +30,8 @@ class BatchCompletionSensor(BaseSensorOperator):
     On ``COMPLETED`` the XCom keys ``batch_id``, ``status``, ``output_file_id`` and ``error_file_id``
     (None when absent) are pushed and the same dict is returned. ``FAILED``, ``EXPIRED`` and
     ``CANCELLED`` fail the task without retries (the batch is final), naming the batch, its status and
-    Together's error text; with ``soft_fail=True`` the task is skipped instead.
+    Together's error text, and so does whatever no retry can fix (an unknown batch, a wrong key, an
+    empty ``batch_id``); with ``soft_fail=True`` the task is skipped instead, with the same words.
 
     The sensor checks once before deferring, so an already finished batch never defers.
 
@@ -37,11 +39,13 @@ class BatchCompletionSensor(BaseSensorOperator):
     :param together_conn_id: the Airflow connection with the Together API key.
     :param poll_interval: seconds between status checks; Together suggests 30-60.
     :param deferrable: wait in the triggerer (no worker slot held). With False, the sensor pokes in
-        ``mode="poke"`` or ``mode="reschedule"`` with the same outcomes.
+        ``mode="poke"`` or ``mode="reschedule"`` with the same outcomes. Defaults to Airflow's
+        ``[operators] default_deferrable``, and to True where that is not set.
     :param fail_on_request_errors: fail the task when a completed batch has an error file (some of its
         requests failed). By default that only logs a warning.
     :param max_consecutive_failures: polls in a row that may fail on transient errors (after the
-        client's own retries) before the wait gives up.
+        client's own retries) before the wait gives up and the task fails (its retries then apply).
+        In ``mode="reschedule"`` each poke starts afresh, so there one such poll fails the try.
     :param adaptive_polling: while deferred, poll sooner when the batch's progress rate says it is
         about to finish and later when far from it (between 1/4 and 2x ``poll_interval``).
     :param cancel_on_kill: cancel the batch when this task is killed or marked failed, also while
@@ -60,15 +64,14 @@ class BatchCompletionSensor(BaseSensorOperator):
         batch_id: str,
         together_conn_id: str = "together_default",
         poll_interval: float = 60.0,
-        deferrable: bool = True,
+        deferrable: bool | None = None,
         fail_on_request_errors: bool = False,
         max_consecutive_failures: int = 5,
         cancel_on_kill: bool = False,
         adaptive_polling: bool = True,
         **kwargs: Any,
     ) -> None:
-        if poll_interval is None or poll_interval <= 0:
-            raise ValueError(f"poll_interval must be greater than 0 seconds, got {poll_interval!r}")
+        poll_interval = checked_poll_interval(poll_interval)
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = default_timeout()
         kwargs.setdefault("poke_interval", poll_interval)
@@ -76,11 +79,12 @@ class BatchCompletionSensor(BaseSensorOperator):
         self.batch_id = batch_id
         self.together_conn_id = together_conn_id
         self.poll_interval = poll_interval
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable(deferrable)
         self.fail_on_request_errors = fail_on_request_errors
         self.max_consecutive_failures = max_consecutive_failures
         self.cancel_on_kill = cancel_on_kill
         self.adaptive_polling = adaptive_polling
+        self._tracker: WaitTracker | None = None
 
     @cached_property
     def hook(self) -> TogetherHook:
@@ -88,47 +92,43 @@ class BatchCompletionSensor(BaseSensorOperator):
 
         return TogetherHook(together_conn_id=self.together_conn_id)
 
-    def _check(self, context: Context) -> dict[str, Any] | None:
-        """The finished outcome, or None while the batch is still running."""
-        from together_provider.triggers.batch import batch_event
+    @property
+    def wait(self) -> BatchWait:
+        return BatchWait.of(self)
 
-        batch = self.hook.get_batch(self.batch_id)
-        push_batch_url(context, self.hook, batch.id)
-        self.log.info("Together batch %s is %s (progress %s)", batch.id, batch.raw_status, batch.progress)
-        if not batch.status.is_terminal:
-            return None
+    def _check(self, context: Context) -> dict[str, Any] | None:
+        """One poll: the finished outcome (or the failure it means), None while the batch runs. A
+        transient failure is counted, up to ``max_consecutive_failures`` polls in a row."""
+        with task_errors(soft_fail=self.soft_fail, conn_id=self.together_conn_id):
+            batch_id = require_id(self.batch_id, "batch_id")
+            push_batch_url(context, self.hook, batch_id)
+            if self._tracker is None:
+                # Poke mode keeps it across pokes; reschedule mode starts each poke afresh, so there
+                # a poll that fails after the client's own retries fails the try.
+                limit = self.max_consecutive_failures if self.mode == "poke" else 1
+                self._tracker = WaitTracker(batch_id, self.poll_interval, max_consecutive_failures=limit)
+            event = self.wait.poll(self.hook, batch_id, self._tracker, self.log, time.time())
+        return None if event is None else self._finish(context, event)
+
+    def _finish(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         return finish_wait(
-            context, batch_event(batch), fail_on_request_errors=self.fail_on_request_errors, log=self.log
+            context,
+            event,
+            fail_on_request_errors=self.fail_on_request_errors,
+            soft_fail=self.soft_fail,
+            log=self.log,
         )
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        try:
-            outcome = self._check(context)
-        except (AirflowFailException, AirflowSensorTimeout) as exc:
-            # A batch that had already ended when the sensor started: the base class applies
-            # soft_fail only around poke() and resumed methods, so apply it here too.
-            if self.soft_fail:
-                raise AirflowSkipException(f"soft_fail is set: {exc}") from exc
-            raise
+        # The first check before deferring: a finished batch never defers, and what no poll can fix
+        # fails here. A transient failure is left to the trigger, which rides out several.
+        self._tracker = WaitTracker(str(self.batch_id), self.poll_interval, max_consecutive_failures=2)
+        outcome = self._check(context)
         if outcome is not None:
             return outcome
-        from together_provider.triggers.batch import BatchStatusTrigger
-
-        self.defer(
-            trigger=BatchStatusTrigger(
-                batch_id=self.batch_id,
-                together_conn_id=self.together_conn_id,
-                poll_interval=self.poll_interval,
-                deadline=time.time() + self.timeout,
-                max_consecutive_failures=self.max_consecutive_failures,
-                cancel_on_kill=self.cancel_on_kill,
-                adaptive_polling=self.adaptive_polling,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
-        )
+        self.wait.defer(self, require_id(self.batch_id, "batch_id"))
 
     def poke(self, context: Context) -> Any:
         from together_provider._compat import PokeReturnValue
@@ -143,7 +143,7 @@ class BatchCompletionSensor(BaseSensorOperator):
             cancel_quietly(self.hook, str(self.batch_id), self.log)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        return finish_wait(context, event, fail_on_request_errors=self.fail_on_request_errors, log=self.log)
+        return self._finish(context, event)
 
 
 __all__ = ["MIN_DEFAULT_TIMEOUT", "BatchCompletionSensor"]

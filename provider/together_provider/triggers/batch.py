@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from together_provider._compat import AIRFLOW_V_3_3_PLUS, BaseTrigger, TriggerEvent, task_instance_state
-from together_provider.client.errors import APIStatusError, RateLimitError, TogetherError
+from together_provider.client.cancel import describe as describe_cancel
+from together_provider.client.errors import TogetherError
 from together_provider.client.models import BatchJob
-from together_provider.client.polling import next_poll_interval, predicted_seconds_left
-from together_provider.client.retry import RetryPolicy
-from together_provider.outcome import EVENT_ERROR, EVENT_TIMEOUT
+from together_provider.client.polling import checked_poll_interval
+from together_provider.outcome import EVENT_ERROR, WaitTracker, batch_event, ended_event
 
 DEFAULT_POLL_INTERVAL = 60.0
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
-# Only its classification is used here: whether waiting can fix an answer (429, 5xx) or not (401, 404).
-_POLICY = RetryPolicy()
 # An answer fetched for another wait on the same batch is reused while younger than this part of the
 # interval: many tasks waiting on one batch cost one poll.
 SHARE_FRACTION = 0.25
@@ -26,50 +23,34 @@ SHARE_FRACTION = 0.25
 # logging every unchanged poll would cost the loop more than the polls and bury the task log.
 QUIET_LOG_SECONDS = 600.0
 
-
-def batch_event(batch: BatchJob) -> dict[str, Any]:
-    """The one small JSON payload that ends a wait on a finished batch."""
-    return {
-        "status": batch.status.value,
-        "batch_id": batch.id,
-        "output_file_id": batch.output_file_id,
-        "error_file_id": batch.error_file_id,
-        "error": batch.error,
-        "progress": batch.progress,
-    }
+__all__ = ["BatchStatusTrigger", "batch_event"]
 
 
-def _progress_line(batch: BatchJob, first: tuple[float, float] | None, now: float, left: float | None) -> str:
+def _progress_line(batch: BatchJob, tracker: WaitTracker, now: float) -> str:
     line = f"Together batch {batch.id}: {batch.raw_status}"
     if batch.progress is not None:
         line += f", {batch.progress:.1f}% done"
-    if first is not None:
-        line += f", waited {now - first[0]:.0f} s"
-    if left is not None:
-        line += f", roughly {left:.0f} s left"
+    if tracker.first is not None:
+        line += f", waited {now - tracker.first[0]:.0f} s"
+    if tracker.seconds_left is not None:
+        line += f", roughly {tracker.seconds_left:.0f} s left"
     return line
 
 
 class _ProgressLog:
-    """What one wait learnt from its polls: the first progress seen (for the rate), the predicted
-    time left, and the last line logged (an unchanged poll is logged again only after a while)."""
+    """The last line one wait logged: an unchanged poll is logged again only after a while."""
 
-    __slots__ = ("first", "log", "logged", "logged_at", "seconds_left")
+    __slots__ = ("log", "logged", "logged_at")
 
     def __init__(self, log: Any) -> None:
         self.log = log
-        self.first: tuple[float, float] | None = None
-        self.seconds_left: float | None = None
         self.logged: tuple[str, float | None] | None = None
         self.logged_at = 0.0
 
-    def seen(self, batch: BatchJob, now: float) -> None:
-        if self.first is None and batch.progress is not None:
-            self.first = (now, batch.progress)
-        self.seconds_left = predicted_seconds_left(self.first, now, batch.progress)
+    def seen(self, batch: BatchJob, tracker: WaitTracker, now: float) -> None:
         state = (batch.raw_status, batch.progress)
         if state != self.logged or now - self.logged_at >= QUIET_LOG_SECONDS or batch.status.is_terminal:
-            self.log.info(_progress_line(batch, self.first, now, self.seconds_left))
+            self.log.info(_progress_line(batch, tracker, now))
             self.logged, self.logged_at = state, now
 
 
@@ -113,12 +94,10 @@ class BatchStatusTrigger(BaseTrigger):
         self._clock = clock or time.time
         self._sleep = sleep or asyncio.sleep
         if not batch_id or not str(batch_id).strip():
-            raise ValueError("batch_id must be a non-empty string")
-        if poll_interval <= 0:
-            raise ValueError(f"poll_interval must be greater than 0 seconds, got {poll_interval!r}")
+            raise ValueError(f"batch_id must be a non-empty string, got {batch_id!r}")
         self.batch_id = str(batch_id).strip()
         self.together_conn_id = together_conn_id
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = checked_poll_interval(poll_interval)
         self.deadline = None if deadline is None else float(deadline)
         self.max_consecutive_failures = int(max_consecutive_failures)
         self.cancel_on_kill = bool(cancel_on_kill)
@@ -144,106 +123,65 @@ class BatchStatusTrigger(BaseTrigger):
 
         return AsyncTogetherClient(self.together_conn_id)
 
-    def _end(self, status: str, message: str, *, retryable: bool = False) -> TriggerEvent:
-        """A wait that ended without a terminal batch status. ``retryable`` tells the task whether
-        a new try could succeed (polling kept failing) or not (wrong key, unknown batch)."""
-        return TriggerEvent(
-            {
-                "status": status,
-                "batch_id": self.batch_id,
-                "output_file_id": None,
-                "error_file_id": None,
-                "error": message,
-                "progress": None,
-                "retryable": retryable,
-            }
-        )
-
-    def _next_wait(self, now: float, seconds_left: float | None, retry_after: float | None = None) -> float:
-        wait = next_poll_interval(
-            self.poll_interval, seconds_left=seconds_left, adaptive=self.adaptive_polling
-        )
-        # Jitter spreads waits that started together; the server's Retry-After outranks both.
-        wait *= random.uniform(0.9, 1.1)
-        if retry_after is not None:
-            wait = max(wait, retry_after)
-        if self.deadline is not None:
-            wait = min(wait, max(0.0, self.deadline - now))
-        return wait
-
     async def run(self) -> AsyncIterator[TriggerEvent]:
         client = self._client()
+        tracker = WaitTracker(
+            self.batch_id,
+            self.poll_interval,
+            deadline=self.deadline,
+            max_consecutive_failures=self.max_consecutive_failures,
+            adaptive=self.adaptive_polling,
+        )
         progress = _ProgressLog(self.log)
-        failures = 0
-        error = ""
         try:
             try:
                 await client.settings()
                 client.watch(self.batch_id)
             except Exception as exc:
                 # A missing connection or key: no later poll can fix it.
-                yield self._end(EVENT_ERROR, f"connection {self.together_conn_id!r}: {exc}")
+                message = f"connection {self.together_conn_id!r}: {exc}"
+                yield TriggerEvent(ended_event(EVENT_ERROR, self.batch_id, message))
                 return
             while True:
-                if self.deadline is not None and self._clock() >= self.deadline:
-                    yield self._end(
-                        EVENT_TIMEOUT, f"Together batch {self.batch_id} did not finish before the deadline"
-                    )
-                    return
-                retry_after = None
+                event = tracker.before_poll(self._clock())
                 age = 0.0
-                try:
-                    # Waits on the same batch in this triggerer share one recent answer.
-                    batch, age = await client.get_batch_aged(
-                        self.batch_id, max_age=self.poll_interval * SHARE_FRACTION
-                    )
-                except TogetherError as exc:
-                    if isinstance(exc, APIStatusError) and not _POLICY.is_retryable(exc):
-                        yield self._end(EVENT_ERROR, str(exc))
-                        return
-                    failures += 1
-                    # Only the text is kept: an exception holds its traceback's frames until replaced.
-                    error = str(exc)
-                    retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
-                else:
-                    failures = 0
-                    progress.seen(batch, self._clock())
-                    if batch.status.is_terminal:
-                        yield TriggerEvent(batch_event(batch))
-                        return
-                    # Not held over the sleep: across ten thousand waits, answers kept alive for an
-                    # interval end up in the garbage collector's oldest generation and lengthen its pauses.
-                    del batch
-                if failures:
-                    if failures >= self.max_consecutive_failures:
-                        yield self._end(
-                            EVENT_ERROR,
-                            f"polling Together batch {self.batch_id} failed {failures} times in a row; "
-                            f"last error: {error}",
-                            retryable=True,
+                if event is None:
+                    try:
+                        # Waits on the same batch in this triggerer share one recent answer.
+                        batch, age = await client.get_batch_aged(
+                            self.batch_id, max_age=self.poll_interval * SHARE_FRACTION
                         )
-                        return
-                    self.log.warning(
-                        "Polling Together batch %s failed (%d of %d allowed in a row): %s",
-                        self.batch_id,
-                        failures,
-                        self.max_consecutive_failures,
-                        error,
-                    )
+                    except TogetherError as exc:
+                        event = tracker.failed(exc)
+                        if event is None:
+                            self.log.warning(
+                                "Polling Together batch %s failed (%d of %d allowed in a row): %s",
+                                self.batch_id,
+                                tracker.failures,
+                                tracker.max_failures,
+                                tracker.last_error,
+                            )
+                    else:
+                        now = self._clock()
+                        event = tracker.answered(batch, now)
+                        progress.seen(batch, tracker, now)
+                        # Not held over the sleep: across ten thousand waits, answers kept alive for
+                        # an interval end up in the garbage collector's oldest generation.
+                        del batch
+                if event is not None:
+                    yield TriggerEvent(event)
+                    return
                 # Counted from when the answer was fetched: a wait that reused another's answer then
                 # wakes in step with it, and the two keep sharing one poll instead of drifting apart.
-                wait = self._next_wait(self._clock(), progress.seconds_left, retry_after)
-                await self._sleep(max(0.0, wait - age))
+                await self._sleep(tracker.next_sleep(self._clock(), age))
         finally:
             await client.close()
 
     async def _cancel(self) -> None:
         client = self._client()
         try:
-            batch = await client.cancel_batch(self.batch_id)
-            self.log.info(
-                "Cancelled Together batch %s (now %s): its task was killed", self.batch_id, batch.raw_status
-            )
+            outcome = await client.cancel(self.batch_id)
+            self.log.info("Its task was killed: %s", describe_cancel(outcome))
         except Exception as exc:
             self.log.warning(
                 "Could not cancel Together batch %s after its task was killed: %s", self.batch_id, exc
