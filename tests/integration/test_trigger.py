@@ -344,3 +344,27 @@ def test_queueing_for_the_pool_is_not_a_connect_timeout(together_conn, emu, monk
         emu.set_clock(latency_ms=0)
     assert [f.id for f in files] == [file_id] * calls
     assert waited >= 0.6, "three rounds through the pool at 300 ms each: the later calls did queue"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=RuntimeError,
+    reason="the wait's next_sleep (outcome.py) clips the sleep to the deadline before subtracting a reused "
+    "answer's age, so with less time left than that age it sleeps 0 s and polls the shared answer again, "
+    "in a busy loop until the deadline (forever on a virtual clock)",
+)
+def test_a_wait_reusing_an_answer_near_its_deadline_does_not_spin(make_batch, emu):
+    batch_id = make_batch(model="emulator/never-finish", n=1)
+    time = VirtualTime()
+    deadline_after = 11.0
+
+    async def one(offset: float):
+        await time.sleep(offset)
+        trigger = on_virtual_time(
+            time, deadline_after - offset, batch_id=batch_id, poll_interval=10.0, adaptive_polling=False
+        )
+        return await collect(trigger)
+
+    # The second wait reuses the first's answer at t=2 (age 2 s); at the deadline 1 s remains of its wait.
+    results, _ = run_on_virtual_time(time, [one(0.0), one(1.0), one(2.0)])
+    assert all([e["status"] for e in events] == ["TIMEOUT"] for events in results)
