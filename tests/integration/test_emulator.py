@@ -378,10 +378,18 @@ def test_list_and_get(emu, http):
 
 def test_lifecycle_on_the_clock_and_completed_output(emu, http):
     lines = [chat_line(f"req-{i}", f"question number {i} " + "x" * 60) for i in range(8)]
-    job = submit(emu, http, lines)
-    running = wait_for(emu, http, job["id"], {"IN_PROGRESS", *TERMINAL})
-    assert running["status"] == "IN_PROGRESS" and 0.0 <= running["progress"] < 100.0
-    done = wait_for(emu, http, job["id"])
+    # Long phases, moved through by the emulator's clock: each status is seen whatever the machine's pace.
+    emu.set_clock(validating_seconds=1000, processing_seconds=1000)
+    try:
+        job = submit(emu, http, lines)
+    finally:
+        emu.set_clock(validating_seconds=0.2, processing_seconds=0.6)  # the session's (tests/conftest.py)
+    assert get_batch(emu, http, job["id"])["status"] == "VALIDATING"
+    emu.advance_clock(1500)
+    running = get_batch(emu, http, job["id"])
+    assert running["status"] == "IN_PROGRESS" and 0.0 < running["progress"] < 100.0
+    emu.advance_clock(1000)
+    done = get_batch(emu, http, job["id"])
     assert done["status"] == "COMPLETED" and done["progress"] == 100.0
     assert set(done) == REQUIRED_JOB_FIELDS | {"output_file_id", "completed_at"}, "absent fields are omitted"
     output_meta = http.get(f"{emu.url}/v1/files/{done['output_file_id']}").json()
