@@ -116,8 +116,9 @@ def test_cancelled_fails_without_retries(run_dag, emu, mode):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_soft_fail_skips(run_dag, mode):
+    # The words of the skip: test_error_paths.py::test_soft_fail_skips_with_the_failure_words.
     _dag_run, tis, _got = run_dag(f"together_soft_{mode}", model="emulator/batch-fail")
-    assert state(tis["wait"]) == "skipped"
+    assert state(tis["wait"]) == "skipped" and tis["wait"].try_number == 1
 
 
 @pytest.mark.parametrize("mode", MODES)
