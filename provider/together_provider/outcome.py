@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 EVENT_TIMEOUT = "TIMEOUT"
 EVENT_ERROR = "ERROR"
 XCOM_KEYS = ("batch_id", "status", "output_file_id", "error_file_id")
+# The least part of its interval a wait sleeps, however old the shared answer it woke to.
+MIN_SLEEP_FRACTION = 0.1
 
 
 # ---- building events ------------------------------------------------------------------------------
@@ -150,9 +152,12 @@ class WaitTracker:
         # The server's Retry-After outranks the interval; the deadline outranks both.
         if self.retry_after is not None:
             wait = max(wait, self.retry_after)
+        # An answer shared by another wait shortens the sleep by its age, but never to nothing: a wait
+        # that woke to an old shared answer would otherwise poll again at once and get it again.
+        wait = max(wait - age, wait * MIN_SLEEP_FRACTION)
         if self.deadline is not None:
             wait = min(wait, max(0.0, self.deadline - now))
-        return max(0.0, wait - age)
+        return wait
 
 
 # ---- what errors and events mean for the task -------------------------------------------------------

@@ -346,13 +346,6 @@ def test_queueing_for_the_pool_is_not_a_connect_timeout(together_conn, emu, monk
     assert waited >= 0.6, "three rounds through the pool at 300 ms each: the later calls did queue"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="the wait's next_sleep (outcome.py) clips the sleep to the deadline before subtracting a reused "
-    "answer's age, so with less time left than that age it sleeps 0 s and polls the shared answer again, "
-    "in a busy loop until the deadline (forever on a virtual clock)",
-)
 def test_a_wait_reusing_an_answer_near_its_deadline_does_not_spin(make_batch, emu):
     batch_id = make_batch(model="emulator/never-finish", n=1)
     time = VirtualTime()
