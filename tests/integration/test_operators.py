@@ -31,17 +31,25 @@ def test_get_pushes_status_and_files(hook, tmp_path):
     assert ti.xcoms["batch_url"].endswith(batch.id)
 
 
-def test_cancel_running_then_again_is_safe(hook, tmp_path):
+def test_cancel_running_then_again_is_safe(hook, emu, tmp_path, task_logs):
     src = write_requests(tmp_path / "c.jsonl", n=1, model="emulator/never-finish")
     batch_id = hook.create_batch(hook.upload_file(src).id).id
-    assert (
-        CancelBatchOperator(task_id="c", batch_id=batch_id).execute({"ti": RecordingTI()})["status"]
-        == "CANCELLED"
-    )
-    assert (
-        CancelBatchOperator(task_id="c", batch_id=batch_id).execute({"ti": RecordingTI()})["status"]
-        == "CANCELLED"
-    )
+    emu.clear_requests_log()
+    cancel = CancelBatchOperator(task_id="c", batch_id=batch_id)
+    assert cancel.execute({"ti": RecordingTI()})["status"] == "CANCELLED"
+    assert f"Requested cancellation of Together batch {batch_id}" in task_logs()
+    assert cancel.execute({"ti": RecordingTI()})["status"] == "CANCELLED"
+    # The second cancel says it did nothing, and costs the refused POST and one GET, no more.
+    logs = task_logs()
+    assert f"Together batch {batch_id} had already ended CANCELLED; nothing to cancel" in logs
+    assert "Requested cancellation" not in logs
+    calls = [(r["method"], r["path"], r["status"]) for r in emu.requests_log()]
+    cancel_path = f"/v1/batches/{batch_id}/cancel"
+    assert calls == [
+        ("POST", cancel_path, 200),
+        ("POST", cancel_path, 400),
+        ("GET", f"/v1/batches/{batch_id}", 200),
+    ]
 
 
 def test_cancel_of_a_finished_batch_leaves_it(hook, tmp_path):

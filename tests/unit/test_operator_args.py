@@ -38,3 +38,64 @@ def test_console_link_pattern():
         batch_url("https://api.together.ai/batches/{batch_id}", "b1") == "https://api.together.ai/batches/b1"
     )
     assert batch_url("https://x/{missing}", "b1") == ""
+
+
+@pytest.mark.parametrize(
+    ("setting", "explicit", "expected"),
+    [
+        (None, None, True),  # Airflow's built-in default (False) is nobody's choice: defer
+        ("False", None, False),
+        ("True", None, True),
+        ("False", True, True),  # an explicit argument wins
+        ("True", False, False),
+    ],
+)
+def test_deferrable_follows_default_deferrable_where_the_deployment_sets_it(
+    setting, explicit, expected, monkeypatch
+):
+    if setting is None:
+        monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", raising=False)
+    else:
+        monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", setting)
+    assert BatchCompletionSensor(task_id="s", batch_id="b", deferrable=explicit).deferrable is expected
+    submit = SubmitBatchOperator(
+        task_id="t", input_file_id="f", wait_for_completion=True, deferrable=explicit
+    )
+    assert submit.deferrable is expected
+
+
+@pytest.mark.parametrize("method", ["run", "run_and_check", "run_with_advanced_retry"])
+def test_raw_http_of_the_base_hook_is_refused_clearly(method):
+    from together_provider.hooks.together import TogetherHook
+
+    with pytest.raises(
+        NotImplementedError, match=rf"TogetherHook.{method}\(\) is not supported: .*Use get_batch"
+    ):
+        getattr(TogetherHook(), method)("/v1/batches")
+
+
+def test_a_finished_batch_gets_no_time_left_estimate():
+    from together_provider.client.models import BatchJob
+    from together_provider.outcome import WaitTracker
+
+    tracker = WaitTracker("b", 60.0, jitter=lambda: 1.0)
+    for now, status, progress in [(0.0, "IN_PROGRESS", 20), (100.0, "IN_PROGRESS", 60)]:
+        assert (
+            tracker.answered(BatchJob.from_api({"id": "b", "status": status, "progress": progress}), now)
+            is None
+        )
+    assert tracker.seconds_left == pytest.approx(100.0)  # 40 % per 100 s, 40 % to go
+    event = tracker.answered(BatchJob.from_api({"id": "b", "status": "FAILED", "progress": 60}), 110.0)
+    assert event is not None and event["status"] == "FAILED"
+    assert tracker.seconds_left is None
+
+
+def test_the_wait_sleeps_within_its_bounds():
+    from together_provider.outcome import WaitTracker
+
+    tracker = WaitTracker("b", 60.0, deadline=1000.0, jitter=lambda: 1.0)
+    assert tracker.next_sleep(0.0) == 60.0
+    assert tracker.next_sleep(0.0, age=15.0) == 45.0  # counted from when the shared answer was fetched
+    assert tracker.next_sleep(0.0, age=59.0) == 6.0  # never down to nothing
+    assert tracker.next_sleep(990.0) == 10.0  # never past the deadline
+    assert tracker.before_poll(1000.0)["status"] == "TIMEOUT"
