@@ -28,20 +28,22 @@ def default_timeout() -> float:
 
 
 def default_deferrable(value: bool | None) -> bool:
-    """An explicit ``deferrable`` wins; else ``[operators] default_deferrable`` where the deployment
-    sets it (environment or airflow.cfg); else True. Airflow's own built-in default for that option is
-    False, which would hold a worker slot for a whole batch wherever nobody had chosen to."""
+    """An explicit ``deferrable`` wins; else ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` where the
+    deployment sets it; else True.
+
+    Airflow's built-in default for ``[operators] default_deferrable`` is False, and the ``airflow`` CLI
+    writes that default into every new airflow.cfg, so a value read from the file cannot tell a choice
+    from the default: honouring it would hold a worker slot for a whole batch in every deployment.
+    """
     if value is not None:
         return bool(value)
-    import configparser
     import os
 
+    if "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE" not in os.environ:
+        return True
     from together_provider._compat import conf
 
-    chosen = "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE" in os.environ or configparser.ConfigParser.has_option(
-        conf, "operators", "default_deferrable"
-    )
-    return conf.getboolean("operators", "default_deferrable", fallback=True) if chosen else True
+    return conf.getboolean("operators", "default_deferrable", fallback=True)
 
 
 def clean_id(value: Any) -> str | None:

@@ -91,13 +91,39 @@ def call_flow(request: ApiRequest[T], policy: RetryPolicy) -> Generator[Step, Re
             yield Sleep(delay, error)
 
 
+# A flow of calls (see cancel.py): yields the requests it needs, one after another, and is sent each answer
+# (or has the call's error thrown in) until it returns its result.
+Flow = Generator[ApiRequest[Any], Any, T]
+
+
+def calls(flow: Flow[T], policy: RetryPolicy) -> Generator[Step, Reply, T]:
+    """A flow of calls as one flow of steps: each call runs through :func:`call_flow`, retries included,
+    so the two drivers below run it unchanged."""
+    request = next(flow)
+    while True:
+        try:
+            answer = yield from call_flow(request, policy)
+        except TogetherError as exc:
+            step = functools.partial(flow.throw, exc)
+        else:
+            step = functools.partial(flow.send, answer)
+        try:
+            request = step()
+        except StopIteration as done:
+            return done.value
+
+
+def _steps(request: ApiRequest[T] | Flow[T], policy: RetryPolicy) -> Generator[Step, Reply, T]:
+    return call_flow(request, policy) if isinstance(request, ApiRequest) else calls(request, policy)
+
+
 def run_sync(
-    request: ApiRequest[T],
+    request: ApiRequest[T] | Flow[T],
     policy: RetryPolicy,
     send: Callable[[ApiRequest[Any]], RawResponse],
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    flow = call_flow(request, policy)
+    flow = _steps(request, policy)
     step = next(flow)
     while True:
         reply: Reply = None
@@ -115,12 +141,12 @@ def run_sync(
 
 
 async def run_async(
-    request: ApiRequest[T],
+    request: ApiRequest[T] | Flow[T],
     policy: RetryPolicy,
     send: Callable[[ApiRequest[Any]], Awaitable[RawResponse]],
     sleep: Callable[[float], Awaitable[None]],
 ) -> T:
-    flow = call_flow(request, policy)
+    flow = _steps(request, policy)
     step = next(flow)
     while True:
         reply: Reply = None
@@ -133,40 +159,5 @@ async def run_async(
                 reply = exc
         try:
             step = flow.send(reply)
-        except StopIteration as done:
-            return done.value
-
-
-Flow = Generator[ApiRequest[Any], Any, T]
-
-
-def drive_sync(flow: Flow[T], run: Callable[[ApiRequest[Any]], Any]) -> T:
-    """Run a flow of calls (see ``cancel.py``): each request it yields is made with ``run``."""
-    request = next(flow)
-    while True:
-        try:
-            answer = run(request)
-        except TogetherError as exc:
-            step = functools.partial(flow.throw, exc)
-        else:
-            step = functools.partial(flow.send, answer)
-        try:
-            request = step()
-        except StopIteration as done:
-            return done.value
-
-
-async def drive_async(flow: Flow[T], run: Callable[[ApiRequest[Any]], Awaitable[Any]]) -> T:
-    """:func:`drive_sync` on the event loop."""
-    request = next(flow)
-    while True:
-        try:
-            answer = await run(request)
-        except TogetherError as exc:
-            step = functools.partial(flow.throw, exc)
-        else:
-            step = functools.partial(flow.send, answer)
-        try:
-            request = step()
         except StopIteration as done:
             return done.value

@@ -1,7 +1,7 @@
 """Cancel unless already finished: the decision, once, for the sync hook and the async client.
 
-Written as a generator of requests, like :func:`~together_provider.client.call.call_flow`: the
-drivers in ``call.py`` send what it yields and hand back the answer (or throw the error in).
+Written as a flow of calls (``call.Flow``): the hook's and the async client's ``_run`` make each call it
+yields, with the retry policy, and hand back the answer (or throw the error in).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from together_provider._compat import get_connection_async, mask_secret
 from together_provider.client import requests as api
-from together_provider.client.call import drive_async, run_async
+from together_provider.client.call import Flow, run_async
 from together_provider.client.cancel import CancelOutcome, cancel_flow
 from together_provider.client.models import BatchJob, TogetherFile
 from together_provider.client.settings import ConnectionSettings
@@ -75,7 +75,7 @@ class AsyncTogetherClient:
         lookup, conn_id = self._lookup, self.conn_id
         return await loop_share.current().once(("settings", conn_id), SETTINGS_TTL, lambda: lookup(conn_id))
 
-    async def _run(self, request: api.ApiRequest[T]) -> T:
+    async def _run(self, request: api.ApiRequest[T] | Flow[T]) -> T:
         settings = await self.settings()
         share = loop_share.current()
         if self._session is None:
@@ -120,7 +120,7 @@ class AsyncTogetherClient:
 
     async def cancel(self, batch_id: str) -> CancelOutcome:
         """Cancel unless already finished (see ``client/cancel.py``)."""
-        return await drive_async(cancel_flow(batch_id), self._run)
+        return await self._run(cancel_flow(batch_id))
 
     async def cancel_batch(self, batch_id: str) -> BatchJob:
         return (await self.cancel(batch_id)).batch

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from together_provider._compat import HttpHook
 from together_provider.client import requests as api
-from together_provider.client.call import drive_sync, run_sync
+from together_provider.client.call import Flow, run_sync
 from together_provider.client.cancel import cancel_flow
 from together_provider.client.cancel import describe as describe_cancel
 from together_provider.client.errors import TogetherError
@@ -113,7 +113,7 @@ class TogetherHook(HttpHook):
     def _session(self) -> requests.Session:
         return self.get_conn()
 
-    def _run(self, request: api.ApiRequest[T]) -> T:
+    def _run(self, request: api.ApiRequest[T] | Flow[T]) -> T:
         settings = self.settings
         session = self._session
         return run_sync(request, settings.retry, lambda req: send_sync(session, settings, req))
@@ -150,7 +150,7 @@ class TogetherHook(HttpHook):
     def cancel_batch(self, batch_id: str) -> BatchJob:
         """Cancel a validating or running batch; a batch that has already finished is left as it is
         (and logged as such), so a cancel is safe to repeat. Returns the batch as Together then has it."""
-        outcome = drive_sync(cancel_flow(batch_id), self._run)
+        outcome = self._run(cancel_flow(batch_id))
         self.log.info(describe_cancel(outcome))
         return outcome.batch
 
