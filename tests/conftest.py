@@ -47,11 +47,18 @@ def emulator():
 
 @pytest.fixture
 def emu(emulator):
-    """The session's emulator, with faults cleared and the request log emptied for this test."""
+    """The session's emulator, with faults cleared and the request log emptied for this test; the
+    durations a test set on its clock are put back after it, so no test leaks them into the next."""
     emulator.clear_faults()
     emulator.clear_requests_log()
+    clock = emulator.set_clock()
     yield emulator
     emulator.clear_faults()
+    emulator.set_clock(
+        validating_seconds=clock["validating_seconds"],
+        processing_seconds=clock["processing_seconds"],
+        latency_ms=clock["latency_ms"],
+    )
 
 
 def connection_uri_env(url: str, key: str = TEST_KEY, **extra) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -53,7 +54,8 @@ def held_until(emu, ready: Callable[[], bool], timeout: float = 120.0) -> Iterat
     """Batches created inside stay IN_PROGRESS until ``ready()``, then the emulator's clock moves on
     and they complete: the sensor's first check cannot find its batch finished, so the wait must go
     through the trigger. The event yielded is set when ``ready()`` said so (not the timeout)."""
-    before = emu.set_clock(processing_seconds=HELD)
+    before = emu.set_clock()  # with no values: the settings now, changed by nothing
+    emu.set_clock(processing_seconds=HELD)
     seen, stop = threading.Event(), threading.Event()
 
     def release() -> None:
@@ -176,6 +178,9 @@ def assert_example_dag_succeeded(code: int, out: str, tmp_path: Path) -> None:
     assert code == 0, out[-3000:]
     assert "Together batch results: 6 answers, 0 failed requests" in out, out[-3000:]
     assert len(list((tmp_path / "out").glob("*/output.jsonl"))) == 1
+    # A successful run with Airflow's defaults logs nothing at error level (issue 12, point 4).
+    errors = [line for line in out.splitlines() if re.search(r"\[error\s*\]|\bERROR\b", line)]
+    assert errors == [], errors
 
 
 def test_airflow_dags_test_waits_with_a_connection_added_by_the_cli(cli_env, emu, tmp_path):
