@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +71,13 @@ class _OneBatchOperator(_TogetherOperator):
         super().__init__(**kwargs)
         self.batch_id = batch_id
 
+    def _on_batch(self, context: Context, call: Callable[[str], BatchJob]) -> BatchJob:
+        """``call`` on the rendered batch id, under the provider's error rules; links the batch."""
+        with self.task_errors():
+            batch = call(require_id(self.batch_id, "batch_id"))
+        push_batch_url(context, self.hook, batch.id)
+        return batch
+
 
 class GetBatchOperator(_OneBatchOperator):
     """Fetch a batch. Returns it as a JSON-safe dict and pushes ``status``, ``output_file_id`` and
@@ -81,9 +88,7 @@ class GetBatchOperator(_OneBatchOperator):
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
-        with self.task_errors():
-            batch = self.hook.get_batch(require_id(self.batch_id, "batch_id"))
-        push_batch_url(context, self.hook, batch.id)
+        batch = self._on_batch(context, self.hook.get_batch)
         data = batch.to_xcom()
         for key in ("status", "output_file_id", "error_file_id"):
             xcom_push(context["ti"], key, data[key])
@@ -100,10 +105,7 @@ class CancelBatchOperator(_OneBatchOperator):
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
-        with self.task_errors():
-            batch = self.hook.cancel_batch(require_id(self.batch_id, "batch_id"))
-        push_batch_url(context, self.hook, batch.id)
-        return batch.to_xcom()
+        return self._on_batch(context, self.hook.cancel_batch).to_xcom()
 
 
 class DownloadBatchFileOperator(_TogetherOperator):
