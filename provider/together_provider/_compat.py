@@ -29,7 +29,12 @@ from airflow.providers.common.compat.sdk import (
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import BaseHook, BaseSensorOperator, PokeReturnValue
+    from airflow.providers.common.compat.sdk import (
+        BaseHook,
+        BaseSensorOperator,
+        ObjectStoragePath,
+        PokeReturnValue,
+    )
     from airflow.providers.http.hooks.http import HttpHook
     from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -44,6 +49,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "BaseSensorOperator": (_SDK, "BaseSensorOperator"),
     "BaseTrigger": ("airflow.triggers.base", "BaseTrigger"),
     "HttpHook": ("airflow.providers.http.hooks.http", "HttpHook"),
+    # airflow.sdk.ObjectStoragePath on 3.x, airflow.io.path's on 2.11; only file-moving tasks need it.
+    "ObjectStoragePath": (_SDK, "ObjectStoragePath"),
     "PokeReturnValue": (_SDK, "PokeReturnValue"),
     "TriggerEvent": ("airflow.triggers.base", "TriggerEvent"),
 }
@@ -156,6 +163,7 @@ __all__ = [
     "BaseTrigger",
     "Context",
     "HttpHook",
+    "ObjectStoragePath",
     "PokeReturnValue",
     "TaskDeferred",
     "TriggerEvent",

@@ -109,14 +109,17 @@ class CancelBatchOperator(_OneBatchOperator):
 
 
 class DownloadBatchFileOperator(_TogetherOperator):
-    """Stream a Together file (a batch's output or error file) to a local path and return the path.
+    """Stream a Together file (a batch's output or error file) to a local path or object storage and
+    return where it landed.
 
-    The file is written beside ``path`` under a temporary name, checked against the announced length
-    and renamed into place, so ``path`` never holds a partial download.
+    The file is written under a temporary name, checked against the announced length and moved into
+    place, so ``path`` never holds a partial download (see :func:`together_provider.storage.download`).
 
     :param file_id: the file to fetch (templated), e.g.
         ``"{{ ti.xcom_pull('wait_for_batch', key='output_file_id') }}"``.
-    :param path: where to write it (templated). Parent folders are created.
+    :param path: where to write it (templated): a local path (parent folders are created), a URL
+        Airflow's ``ObjectStoragePath`` understands (``file:///...``, ``s3://conn_id@bucket/key``) or an
+        ``ObjectStoragePath``.
     :param allow_missing: when ``file_id`` is empty (a batch with no error file, say), return None
         instead of failing.
     :param together_conn_id: the Airflow connection with the Together API key.
@@ -124,7 +127,7 @@ class DownloadBatchFileOperator(_TogetherOperator):
 
     template_fields: Sequence[str] = ("file_id", "path", "together_conn_id")
 
-    def __init__(self, *, file_id: str | None, path: str, allow_missing: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, file_id: str | None, path: Any, allow_missing: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.file_id = file_id
         self.path = path
@@ -141,9 +144,13 @@ class DownloadBatchFileOperator(_TogetherOperator):
                 "'output_file_id', or set allow_missing=True for a file that may not exist"
             )
         if not self.path or not str(self.path).strip():
-            raise AirflowFailException("path is empty: give the local file path to write the download to")
+            raise AirflowFailException(
+                "path is empty: give the local path or object storage URL to write the download to"
+            )
+        from together_provider import storage
+
         with self.task_errors():
-            return self.hook.download_file(file_id, self.path)
+            return storage.download(self.hook, file_id, self.path)
 
 
 class SubmitBatchOperator(_TogetherOperator):
@@ -245,9 +252,12 @@ class SubmitBatchOperator(_TogetherOperator):
         if given_id is not None:
             input_file_id = given_id
         else:
+            from together_provider import storage
+
             if not self.input_file_path or not str(self.input_file_path).strip():
                 raise ValueError("input_file_path is empty: give the path of the JSONL file to submit")
-            summary = validate_input_file(self.input_file_path, endpoint=self.endpoint)
+            local_input = storage.local_input(self.input_file_path, field="input_file_path")
+            summary = validate_input_file(local_input, endpoint=self.endpoint)
             self.log.info(
                 "Validated %s: %d requests, %d bytes, models %s",
                 summary.path,
