@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -81,6 +81,10 @@ def resolve(value: Any, *, field: str) -> Any:
     Plain paths come back as given (``os.fspath``), so the local code path is exactly today's.
     ``file://`` URLs and ``ObjectStoragePath`` objects on the local filesystem become local paths too.
     """
+    plain_path = isinstance(value, PurePath) and not hasattr(value, "protocol")  # 2.11's is a PurePath
+    if plain_path or (isinstance(value, str) and not _url_scheme(value)):
+        # Checked before the import: a local path never loads Airflow's object storage machinery.
+        return os.fspath(value)
     osp_class = _object_storage_path_class()
     if isinstance(value, osp_class):
         target = value

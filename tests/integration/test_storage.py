@@ -58,6 +58,13 @@ def test_download_to_a_file_url_writes_the_local_path(together_conn, emu, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "no folder named 'file:' in the cwd"
 
 
+def test_download_to_a_plain_path_object_keeps_the_local_path(together_conn, emu, tmp_path):
+    made = emu.create_synthetic_file(20_000)
+    target = tmp_path / "plain.jsonl"
+    assert download(made["id"], target) == str(target)
+    assert target.read_bytes() == emu.file_path(made["id"]).read_bytes()
+
+
 def test_download_to_a_local_object_storage_path(together_conn, emu, tmp_path):
     made = emu.create_synthetic_file(50_000)
     target = tmp_path / "result.jsonl"
