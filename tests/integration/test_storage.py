@@ -65,7 +65,8 @@ def test_download_to_a_plain_path_object_keeps_the_local_path(together_conn, emu
     assert target.read_bytes() == emu.file_path(made["id"]).read_bytes()
 
 
-def test_download_to_a_local_object_storage_path(together_conn, emu, tmp_path):
+def test_download_to_a_local_object_storage_path(together_conn, emu, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     made = emu.create_synthetic_file(50_000)
     target = tmp_path / "result.jsonl"
     got = download(made["id"], ObjectStoragePath(f"file://{target}"))
