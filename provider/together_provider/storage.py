@@ -13,8 +13,10 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 if TYPE_CHECKING:
@@ -122,31 +124,56 @@ def local_input(value: Any, *, field: str) -> str:
     return resolved
 
 
+@contextmanager
+def atomic_writer(value: Any, *, field: str) -> Iterator[tuple[BinaryIO, str]]:
+    """A binary handle whose content appears at ``value`` only when the block ends without an error.
+
+    Yields ``(handle, where)``, ``where`` being the final location as a string. Locally the bytes go to a
+    temporary file beside the target, renamed into place. In a store they go to a temporary key beside
+    the target, then moved onto it: fsspec's writers commit what they hold when closed, even on an error,
+    so writing straight to the final key could leave a partial object there. On an error the temporary
+    file or key is removed and the target is untouched.
+    """
+    target = resolve(value, field=field)
+    if isinstance(target, str):
+        dest = Path(target).expanduser().resolve()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                yield handle, str(dest)
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return
+    part = target.parent / f".{target.name}.{uuid.uuid4().hex}.part"
+    try:
+        with part.open("wb") as handle:
+            yield handle, str(target)
+        part.move(target)
+    except BaseException:
+        _remove_quietly(part)
+        raise
+
+
 def download(hook: TogetherHook, file_id: str, value: Any, *, field: str = "path") -> str:
     """Download a Together file to a local path or object storage, and return where it landed.
 
     Into object storage the download first goes to a local temporary file through the hook's one HTTP
     path (streamed in chunks, checked against Content-Length, retried), so a cut-off download never
     touches the store. Memory stays flat; the cost is the file's size in the worker's temp dir. The copy
-    then goes to a temporary key beside the target and is moved onto it: fsspec's writers commit what
-    they hold when closed, even on an error, so writing straight to the final key could leave a partial
-    object there.
+    then goes through :func:`atomic_writer`, so the target never holds a partial object.
     """
     target = resolve(value, field=field)
     if isinstance(target, str):
         return hook.download_file(file_id, target)
     with tempfile.TemporaryDirectory(prefix="together-download-") as folder:
         local = hook.download_file(file_id, Path(folder) / "content")
-        part = target.parent / f".{target.name}.{uuid.uuid4().hex}.part"
-        try:
-            with open(local, "rb") as source, part.open("wb") as sink:
-                shutil.copyfileobj(source, sink, COPY_CHUNK)
-            part.move(target)
-        except BaseException:
-            _remove_quietly(part)
-            raise
-    hook.log.info("Stored Together file %s at %s", file_id, target)
-    return str(target)
+        with open(local, "rb") as source, atomic_writer(target, field=field) as (sink, where):
+            shutil.copyfileobj(source, sink, COPY_CHUNK)
+    hook.log.info("Stored Together file %s at %s", file_id, where)
+    return where
 
 
 def _remove_quietly(path: Any) -> None:
