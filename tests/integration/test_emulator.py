@@ -443,6 +443,35 @@ def test_error_file_only_for_bad_lines(emu, http):
     assert "output_file_id" not in only_bad and "error_file_id" in only_bad
 
 
+def test_request_missing_comes_back_in_neither_file(emu, http):
+    lines = [
+        chat_line("good"),
+        chat_line("gone", model="emulator/request-missing"),
+        chat_line("bad", model="emulator/request-error"),
+    ]
+    done = finish(emu, http, submit(emu, http, lines)["id"])
+    assert done["status"] == "COMPLETED"
+    out = content_lines(emu, http, done["output_file_id"])
+    assert [line["custom_id"] for line in out] == ["good"]
+    assert [line["custom_id"] for line in content_lines(emu, http, done["error_file_id"])] == ["bad"]
+    usage = out[0]["response"]["body"]["usage"]
+    assert set(usage) == {"prompt_tokens", "completion_tokens", "total_tokens"}
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
+
+    only_gone = finish(emu, http, submit(emu, http, [chat_line("x", model="emulator/request-missing")])["id"])
+    assert only_gone["status"] == "COMPLETED"
+    assert "output_file_id" not in only_gone and "error_file_id" not in only_gone
+
+
+def test_every_completion_answer_reports_usage(emu, http):
+    file_id = upload(emu, http, jsonl([{"custom_id": "p", "body": {"model": "m", "prompt": "Once upon"}}]))[
+        "id"
+    ]
+    done = finish(emu, http, create(emu, http, file_id, endpoint="/v1/completions")["id"])
+    usage = content_lines(emu, http, done["output_file_id"])[0]["response"]["body"]["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
+
+
 def test_completions_and_audio_endpoints(emu, http):
     file_id = upload(emu, http, jsonl([{"custom_id": "p", "body": {"model": "m", "prompt": "Once upon"}}]))[
         "id"

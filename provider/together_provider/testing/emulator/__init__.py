@@ -11,6 +11,7 @@ Producing each outcome on purpose, by ``body.model`` in the input lines:
   answered (partial output file).
 - ``emulator/never-finish``: the batch stays IN_PROGRESS forever, progress stuck at 50.
 - ``emulator/request-error``: that line goes to the error file; the batch still COMPLETES.
+- ``emulator/request-missing``: that line comes back in neither file; the batch still COMPLETES.
 - a malformed input file (bad JSON, missing custom_id or body.model, duplicate custom_id) ends FAILED during
   VALIDATING, the error naming the first bad line number.
 - CANCELLED: ``POST /v1/batches/{id}/cancel`` while VALIDATING or IN_PROGRESS.
@@ -30,6 +31,7 @@ from .processing import (
     MODEL_BATCH_FAIL,
     MODEL_NEVER_FINISH,
     MODEL_REQUEST_ERROR,
+    MODEL_REQUEST_MISSING,
 )
 from .server import EmulatorServer, start_site
 from .state import EmulatorState
@@ -39,6 +41,7 @@ __all__ = [
     "MODEL_BATCH_FAIL",
     "MODEL_NEVER_FINISH",
     "MODEL_REQUEST_ERROR",
+    "MODEL_REQUEST_MISSING",
     "EmulatorServer",
     "EmulatorState",
     "FaultPlan",

@@ -16,6 +16,8 @@ MODEL_BATCH_FAIL = "emulator/batch-fail"
 MODEL_BATCH_EXPIRE = "emulator/batch-expire"
 MODEL_NEVER_FINISH = "emulator/never-finish"
 MODEL_REQUEST_ERROR = "emulator/request-error"
+# Answered in neither file: Together does not promise every request comes back, so clients must notice.
+MODEL_REQUEST_MISSING = "emulator/request-missing"
 BATCH_LEVEL_MODELS = frozenset({MODEL_BATCH_FAIL, MODEL_BATCH_EXPIRE, MODEL_NEVER_FINISH})
 
 MAX_REQUESTS = 50_000
@@ -182,10 +184,13 @@ def write_results(
     output_path: Path,
     error_path: Path,
 ) -> tuple[int, int]:
-    """Answer ``refs`` into an output and an error file; returns (successes, errors)."""
+    """Answer ``refs`` into an output and an error file; returns (successes, errors). Requests for
+    ``MODEL_REQUEST_MISSING`` are written to neither."""
     successes = errors = 0
     with open(input_path, "rb") as src, open(output_path, "wb") as out, open(error_path, "wb") as err:
         for ref in output_order(refs):
+            if ref.model == MODEL_REQUEST_MISSING:
+                continue
             src.seek(ref.offset)
             obj = json.loads(src.read(ref.length))
             key = _digest(batch_id, ref.custom_id)
