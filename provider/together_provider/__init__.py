@@ -33,7 +33,13 @@ def get_provider_info() -> dict:
             {"integration-name": "Together AI", "python-modules": ["together_provider.hooks.together"]}
         ],
         "operators": [
-            {"integration-name": "Together AI", "python-modules": ["together_provider.operators.batch"]}
+            {
+                "integration-name": "Together AI",
+                "python-modules": [
+                    "together_provider.operators.batch",
+                    "together_provider.operators.results",
+                ],
+            }
         ],
         "sensors": [
             {"integration-name": "Together AI", "python-modules": ["together_provider.sensors.batch"]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -215,6 +216,39 @@ class TogetherHook(HttpHook):
             raise
         self.log.info("Downloaded Together file %s to %s (%d bytes)", file_id, dest, size)
         return str(dest)
+
+    def iter_results(self, batch_id: str | BatchJob) -> Iterator[dict[str, Any]]:
+        """One record per request of a finished batch (see :mod:`together_provider.client.results`):
+        the output file's, then the error file's, then a ``missing`` one for each request of the input
+        file (read by ``input_file_id``) that came back in neither. FAILED, EXPIRED and CANCELLED
+        batches give their partial files; with none, every request is missing.
+
+        Each file is downloaded through :meth:`download_file` into a temporary folder and read line by
+        line, one file at a time, so memory holds one line and the set of custom ids seen.
+
+        :param batch_id: the batch's id, or the batch as already fetched (saves a call).
+        :raises ValueError: the batch has not finished yet.
+        """
+        from together_provider.client import results
+
+        job = self.get_batch(batch_id) if isinstance(batch_id, str) else batch_id
+        if not job.status.is_terminal:
+            raise ValueError(
+                f"Together batch {job.id} is {job.raw_status}, not finished, so its results are not final: "
+                f"wait for it first (BatchCompletionSensor, or SubmitBatchOperator(wait_for_completion=True))"
+            )
+        answered = [(fid, self._file_lines(fid)) for fid in (job.output_file_id, job.error_file_id) if fid]
+        if job.input_file_id is None:
+            self.log.warning("Together batch %s names no input file: missing requests cannot be told", job.id)
+        inputs = (job.input_file_id, self._file_lines(job.input_file_id)) if job.input_file_id else None
+        return results.merge(answered, inputs)
+
+    def _file_lines(self, file_id: str) -> Iterator[bytes]:
+        """A Together file's lines, downloaded only when the first one is asked for."""
+        with tempfile.TemporaryDirectory(prefix="together-results-") as folder:
+            local = self.download_file(file_id, Path(folder) / "content.jsonl")
+            with open(local, "rb") as handle:
+                yield from handle
 
     def test_connection(self) -> tuple[bool, str]:
         """One ``GET /v1/batches`` with a short connect timeout and no retries (see ``for_check``): a

@@ -1,0 +1,126 @@
+"""BatchResultsOperator: a finished batch's results landed as data, one JSONL row per request."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from together_provider._compat import AirflowFailException, Context, xcom_push
+from together_provider.client.results import checked_min_success_ratio
+from together_provider.links import TogetherBatchLink
+from together_provider.operators.batch import _TogetherOperator
+from together_provider.waiting import push_batch_url, require_id
+
+XCOM_MANIFEST = "manifest"
+
+
+class BatchResultsOperator(_TogetherOperator):
+    """Land a finished batch's results at ``result_path`` as one JSONL row per request, and return a
+    small manifest.
+
+    Each row is ``{"custom_id", "status", "response", "error", "usage", "model"}``: ``status`` is
+    ``succeeded`` (``response`` holds the answer's body, e.g. a ``chat.completion``), ``errored``
+    (``error`` holds Together's ``{"message", "code"}``; an answer with a non-2xx ``status_code`` gives
+    ``{"message", "code", "body"}``) or ``missing`` (in the input file, answered in neither the output nor
+    the error file; ``model`` comes from the input line). ``usage`` is the answer's
+    ``{"prompt_tokens", "completion_tokens", "total_tokens"}`` or None. Rows follow the output file, then
+    the error file, then the input file's order. FAILED, EXPIRED and CANCELLED batches land their partial
+    results, the rest counted missing.
+
+    The rows are streamed (memory holds one line and the set of custom ids seen) and the file appears at
+    ``result_path`` only when whole (see :func:`together_provider.storage.atomic_writer`).
+
+    The return value (XCom ``return_value``) is the manifest: ``{"schema_version": 1, "batch_id",
+    "status", "result_uri", "counts": {"succeeded", "errored", "missing", "total"}, "usage":
+    {"prompt_tokens", "completion_tokens", "total_tokens"}, "output_file_id", "error_file_id"}``. The
+    same manifest is pushed under XCom key ``manifest`` as soon as the rows have landed, also when the
+    checks below then fail the task, so a downstream task with ``trigger_rule="all_done"`` can read it.
+
+    After landing, the task fails at once (no retry: the batch is final) when ``fail_on_request_errors``
+    is set and any request errored or is missing, or when the share that succeeded is below
+    ``min_success_ratio``; the rows stay landed. A batch that has not finished fails at once too.
+
+    :param batch_id: the batch whose results to land (templated).
+    :param result_path: where to write the rows (templated): a local path, a URL Airflow's
+        ``ObjectStoragePath`` understands (``file:///...``, ``s3://conn_id@bucket/key.jsonl``) or an
+        ``ObjectStoragePath``.
+    :param fail_on_request_errors: fail when any request errored or is missing.
+    :param min_success_ratio: fail when succeeded / total is below this (0 < ratio <= 1); None: no minimum.
+    :param together_conn_id: the Airflow connection with the Together API key.
+    """
+
+    template_fields: Sequence[str] = ("batch_id", "result_path", "together_conn_id")
+    operator_extra_links = (TogetherBatchLink(),)
+
+    def __init__(
+        self,
+        *,
+        batch_id: str,
+        result_path: Any,
+        fail_on_request_errors: bool = False,
+        min_success_ratio: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.batch_id = batch_id
+        self.result_path = result_path
+        self.fail_on_request_errors = fail_on_request_errors
+        self.min_success_ratio = checked_min_success_ratio(min_success_ratio)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from together_provider.client import results
+
+        with self.task_errors():
+            batch_id = require_id(self.batch_id, "batch_id")
+            if self.result_path is None or not str(self.result_path).strip():
+                raise ValueError(
+                    "result_path is empty: give the local path or object storage URL to land the rows at"
+                )
+            batch = self.hook.get_batch(batch_id)
+            push_batch_url(context, self.hook, batch.id)
+            manifest = self._land(batch)
+        xcom_push(context["ti"], XCOM_MANIFEST, manifest)
+        counts, usage = manifest["counts"], manifest["usage"]
+        self.log.info(
+            "Landed %d rows of Together batch %s (%s) at %s: %d succeeded, %d errored, %d missing; "
+            "%d tokens (%d prompt, %d completion)",
+            counts["total"],
+            batch.id,
+            manifest["status"],
+            manifest["result_uri"],
+            counts["succeeded"],
+            counts["errored"],
+            counts["missing"],
+            usage["total_tokens"],
+            usage["prompt_tokens"],
+            usage["completion_tokens"],
+        )
+        problem = results.request_failure(
+            manifest,
+            fail_on_request_errors=self.fail_on_request_errors,
+            min_success_ratio=self.min_success_ratio,
+        )
+        if problem is not None:
+            raise AirflowFailException(problem)
+        return manifest
+
+    def _land(self, batch: Any) -> dict[str, Any]:
+        from together_provider import storage
+        from together_provider.client import results
+
+        # Asked before the writer opens: a batch still running leaves nothing behind at result_path.
+        records = self.hook.iter_results(batch)
+        tally = results.Tally()
+        with storage.atomic_writer(self.result_path, field="result_path") as (sink, where):
+            for rec in records:
+                tally.add(rec)
+                sink.write(json.dumps(rec, separators=(",", ":")).encode() + b"\n")
+        return results.build_manifest(
+            batch_id=batch.id,
+            status=batch.raw_status,
+            result_uri=where,
+            tally=tally,
+            output_file_id=batch.output_file_id,
+            error_file_id=batch.error_file_id,
+        )
