@@ -1,12 +1,22 @@
-"""Run a Together batch end to end: submit a JSONL file, wait without holding a worker, read the results.
+"""Run a Together batch end to end: submit a JSONL file, wait without holding a worker, land the results
+as data in object storage, and read them back.
 
-    submit_batch ──> wait_for_batch ──> download_output ──> summarize
+    submit_batch ──> wait_for_batch ──> batch_results ──> summarize
 
 ``submit_batch`` validates ``data/chat_requests.jsonl`` (every rule of the Batch API, with line numbers),
-uploads it and creates the batch. ``wait_for_batch`` defers to the triggerer and, once the batch is
-COMPLETED, pushes ``output_file_id`` and ``error_file_id`` to XCom; a FAILED, EXPIRED or CANCELLED batch
-fails it. ``download_output`` streams the output file to disk, and ``summarize`` reads it and fetches the
-error file when some requests failed.
+uploads it and creates the batch. ``wait_for_batch`` defers to the triggerer and succeeds once the batch
+is COMPLETED; a FAILED, EXPIRED or CANCELLED batch fails it. ``batch_results`` streams the batch's output
+and error files and writes one JSONL row per request (``succeeded``, ``errored`` or ``missing``, with the
+answer or the error and its token usage) to ``results.jsonl`` under ``TOGETHER_EXAMPLE_RESULTS_URL``, and
+returns a small manifest (counts, usage, where the rows are). ``summarize`` takes that manifest and reads
+the rows back through ``ObjectStoragePath``, so it works on whichever worker it runs: nothing is read
+from another task's local disk.
+
+``TOGETHER_EXAMPLE_RESULTS_URL`` is any URL Airflow's ``ObjectStoragePath`` understands; the default is
+``file://`` under the temp dir, which needs nothing installed but holds only where every task runs on one
+machine. For S3, install ``airflow-provider-together[s3]`` and set e.g.
+``s3://aws_default@my-bucket/together-batches`` (the part before ``@`` is an Airflow AWS connection; it
+is looked up when this file is parsed, as ``ObjectStoragePath`` builds its filesystem then).
 
 Uses the ``together_default`` connection (password: your API key). ``make demo`` runs this DAG against
 the bundled emulator, no key needed.
@@ -17,20 +27,27 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-from airflow.providers.common.compat.sdk import DAG, task
+from airflow.providers.common.compat.sdk import DAG, ObjectStoragePath, task
 
-from together_provider.operators.batch import DownloadBatchFileOperator, SubmitBatchOperator
+from together_provider.operators.batch import SubmitBatchOperator
+from together_provider.operators.results import BatchResultsOperator
 from together_provider.sensors.batch import BatchCompletionSensor
 
 INPUT_FILE = Path(__file__).parent / "data" / "chat_requests.jsonl"
 # Together suggests polling every 30-60 s; the demo polls faster against its emulator.
 POLL_INTERVAL = float(os.environ.get("TOGETHER_EXAMPLE_POLL_INTERVAL", "30"))
-OUTPUT_DIR = os.environ.get(
-    "TOGETHER_EXAMPLE_OUTPUT_DIR", os.path.join(tempfile.gettempdir(), "together-batches")
+RESULTS_ROOT = ObjectStoragePath(
+    os.environ.get(
+        "TOGETHER_EXAMPLE_RESULTS_URL",
+        "file://" + os.path.join(tempfile.gettempdir(), "together-batches"),
+    )
 )
+# Run ids hold ':' and '+', which some stores and URL parsers treat specially.
+RUN_FOLDER = "{{ dag_run.run_id | replace(':', '_') | replace('+', '_') }}"
 
 with DAG(
     dag_id="example_together_batch",
@@ -52,39 +69,41 @@ with DAG(
         poll_interval=POLL_INTERVAL,
     )
 
-    download_output = DownloadBatchFileOperator(
-        task_id="download_output",
-        file_id="{{ ti.xcom_pull(task_ids='wait_for_batch', key='output_file_id') }}",
-        path=OUTPUT_DIR + "/{{ dag_run.run_id | replace(':', '_') | replace('+', '_') }}/output.jsonl",
+    batch_results = BatchResultsOperator(
+        task_id="batch_results",
+        batch_id=submit_batch.output,
+        result_path=RESULTS_ROOT / RUN_FOLDER / "results.jsonl",
     )
 
     @task
-    def summarize(output_path: str, **context) -> dict:
-        """Count answers, show the first few, and report failed requests from the error file."""
-        error_file_id = context["ti"].xcom_pull(task_ids="wait_for_batch", key="error_file_id")
-        answers = []
-        with open(output_path) as handle:
-            for line in handle:
-                record = json.loads(line)
-                message = record["response"]["body"]["choices"][0]["message"]["content"]
-                answers.append((record["custom_id"], message))
-        answers.sort()
-        errors = []
-        if error_file_id:
-            from together_provider.hooks.together import TogetherHook
-
-            error_path = TogetherHook().download_file(
-                error_file_id, Path(output_path).with_name("errors.jsonl")
-            )
-            with open(error_path) as handle:
-                errors = [json.loads(line) for line in handle]
-        print(f"Together batch results: {len(answers)} answers, {len(errors)} failed requests")
-        for custom_id, message in answers[:3]:
+    def summarize(manifest: dict) -> dict:
+        """Read the landed rows back from the store: count them by status and show a few answers."""
+        seen: Counter[str] = Counter()
+        answers, failures = [], []
+        with ObjectStoragePath(manifest["result_uri"]).open("r") as rows:
+            for line in rows:
+                row = json.loads(line)
+                seen[row["status"]] += 1
+                if row["status"] == "succeeded":
+                    answer = row["response"]["choices"][0]["message"]["content"]
+                    answers.append((row["custom_id"], answer))
+                else:
+                    error = (row.get("error") or {}).get("message")
+                    failures.append((row["custom_id"], row["status"], error))
+        counts = {status: seen[status] for status in ("succeeded", "errored", "missing")}
+        counts["total"] = sum(seen.values())
+        tokens = (manifest.get("usage") or {}).get("total_tokens", 0)
+        print(
+            f"Together batch results: {counts['succeeded']} answers, {counts['errored']} failed requests, "
+            f"{counts['missing']} missing, {tokens} tokens; read {counts['total']} rows from "
+            f"{manifest['result_uri']}"
+        )
+        for custom_id, message in sorted(answers)[:3]:
             print(f"  {custom_id}: {message}")
-        for error in errors[:3]:
-            print(f"  failed {error['custom_id']}: {error['error'].get('message')}")
-        return {"answers": len(answers), "errors": len(errors), "output_path": output_path}
+        for custom_id, status, message in sorted(failures)[:3]:
+            print(f"  failed {custom_id} ({status}): {message}")
+        return {"counts": counts, "result_uri": manifest["result_uri"], "manifest_counts": manifest["counts"]}
 
-    summary = summarize(download_output.output)
+    summarize(batch_results.output)
 
-    submit_batch >> wait_for_batch >> download_output
+    submit_batch >> wait_for_batch >> batch_results

@@ -65,7 +65,7 @@ def main() -> int:
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{work}/airflow.db",
-        TOGETHER_EXAMPLE_OUTPUT_DIR=str(work / "output"),
+        TOGETHER_EXAMPLE_RESULTS_URL=(work / "results").as_uri(),
     )
     try:
         if use_real_api:
@@ -101,10 +101,10 @@ def main() -> int:
         print("\nWhat the pipeline produced:")
         for line in produced:
             print("  " + _message(line))
-        outputs = sorted((work / "output").glob("*/output.jsonl"))
-        if outputs:
-            print(f"\nOutput file: {outputs[0]} ({len(outputs[0].read_text().splitlines())} lines)")
-        if result.returncode != 0 or not outputs:
+        landed = sorted((work / "results").glob("*/results.jsonl"))
+        if landed:
+            print(f"\nResults: {landed[0]} ({len(landed[0].read_text().splitlines())} rows, one per request)")
+        if result.returncode != 0 or not landed:
             print(f"\nThe DAG run failed; the full log is at {log_path}")
             return 1
         print(f"\nDemo finished: DAG run succeeded. Full log: {log_path}")

@@ -137,21 +137,62 @@ def test_submit_and_wait_same_outcomes(run_dag, mode):
     assert state(tis["wait"]) == "failed" and tis["wait"].try_number == 1 and got["status"] == "EXPIRED"
 
 
+def return_value(dag_run, task_id):
+    """A task's return value as the metadata DB holds it (JSON on every supported Airflow)."""
+    from airflow.utils.session import create_session
+    from sqlalchemy import text
+
+    with create_session() as session:
+        value = session.execute(
+            text(
+                "SELECT value FROM xcom WHERE dag_id = :d AND run_id = :r AND task_id = :t "
+                "AND key = 'return_value'"
+            ),
+            {"d": dag_run.dag_id, "r": dag_run.run_id, "t": task_id},
+        ).scalar()
+    assert value is not None, f"{task_id} returned nothing"
+    return json.loads(value if isinstance(value, str) else bytes(value).decode())
+
+
 def test_example_dag_end_to_end(airflow_db, together_conn, monkeypatch, tmp_path, task_logs):
     monkeypatch.setenv("TOGETHER_EXAMPLE_POLL_INTERVAL", "0.2")
-    monkeypatch.setenv("TOGETHER_EXAMPLE_OUTPUT_DIR", str(tmp_path))
+    monkeypatch.setenv("TOGETHER_EXAMPLE_RESULTS_URL", tmp_path.as_uri())
     dag = load_dag(airflow_db, "example_together_batch.py", "example_together_batch")
     dag_run = dag.test()
     assert {ti.task_id: state(ti) for ti in dag_run.get_task_instances()} == {
         "submit_batch": "success",
         "wait_for_batch": "success",
-        "download_output": "success",
+        "batch_results": "success",
         "summarize": "success",
     }
+    (landed,) = tmp_path.glob("*/results.jsonl")
+    rows = [json.loads(line) for line in landed.open()]
+    assert [row["status"] for row in rows] == ["succeeded"] * 6
+    manifest = return_value(dag_run, "batch_results")
+    six = {"succeeded": 6, "errored": 0, "missing": 0, "total": 6}
+    assert manifest["counts"] == six and manifest["status"] == "COMPLETED"
+    assert manifest["result_uri"].endswith(f"{landed.parent.name}/results.jsonl")
+    # What summarize counted is what it read back from the landed rows, not the manifest's numbers.
+    summary = return_value(dag_run, "summarize")
+    assert summary["counts"] == six and summary["result_uri"] == manifest["result_uri"]
     out = task_logs()
-    assert "Together batch results: 6 answers, 0 failed requests" in out
+    assert "Together batch results: 6 answers, 0 failed requests, 0 missing" in out
     assert "question-1: Emulated answer to: What is the capital of France?" in out
-    assert len(list(tmp_path.glob("*/output.jsonl"))) == 1
+
+
+def test_example_dag_counts_what_it_reads(airflow_db, together_conn, monkeypatch, tmp_path):
+    """summarize counts the rows it reads: rows the store holds that the manifest does not count show."""
+    monkeypatch.setenv("TOGETHER_EXAMPLE_POLL_INTERVAL", "0.2")
+    monkeypatch.setenv("TOGETHER_EXAMPLE_RESULTS_URL", tmp_path.as_uri())
+    dag = load_dag(airflow_db, "example_together_batch.py", "example_together_batch")
+    summarize = dag.get_task("summarize")
+    landed = tmp_path / "elsewhere.jsonl"
+    landed.write_text(
+        json.dumps({"custom_id": "x", "status": "missing", "response": None, "error": None}) + "\n"
+    )
+    manifest = {"result_uri": landed.as_uri(), "counts": {}, "usage": None}
+    summary = summarize.python_callable(manifest)
+    assert summary["counts"] == {"succeeded": 0, "errored": 0, "missing": 1, "total": 1}
 
 
 def test_mapped_example_dag_end_to_end(airflow_db, together_conn, emu, monkeypatch, tmp_path, task_logs):

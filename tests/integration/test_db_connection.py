@@ -125,7 +125,7 @@ def db_connection(airflow_db, emu, monkeypatch):
 
 def test_dag_test_waits_with_a_db_connection(db_connection, airflow_db, emu, monkeypatch, tmp_path):
     monkeypatch.setenv("TOGETHER_EXAMPLE_POLL_INTERVAL", "0.2")
-    monkeypatch.setenv("TOGETHER_EXAMPLE_OUTPUT_DIR", str(tmp_path))
+    monkeypatch.setenv("TOGETHER_EXAMPLE_RESULTS_URL", tmp_path.as_uri())
     lookups = record_sync_lookups(monkeypatch)
     main = threading.get_ident()
     dag = load_dag(airflow_db, "example_together_batch.py", EXAMPLE_DAG)
@@ -133,11 +133,11 @@ def test_dag_test_waits_with_a_db_connection(db_connection, airflow_db, emu, mon
     with held_until(emu, lambda: any(thread != main for thread, _ in lookups)) as trigger_looked_up:
         dag_run = dag.test()
     states = {ti.task_id: state(ti) for ti in dag_run.get_task_instances()}
-    assert states == dict.fromkeys(["submit_batch", WAIT_TASK, "download_output", "summarize"], "success")
+    assert states == dict.fromkeys(["submit_batch", WAIT_TASK, "batch_results", "summarize"], "success")
     assert trigger_looked_up.is_set(), "the trigger never looked its connection up"
     # The trigger's loop handed the synchronous lookup to a thread, never ran it itself.
     assert not any(on_loop for _, on_loop in lookups)
-    assert len(list(tmp_path.glob("*/output.jsonl"))) == 1
+    assert len(list(tmp_path.glob("*/results.jsonl"))) == 1
 
 
 @pytest.fixture
@@ -146,7 +146,7 @@ def cli_env(airflow_db, emu, tmp_path, monkeypatch):
     monkeypatch.delenv(ENV_CONN, raising=False)
     env = {key: value for key, value in os.environ.items() if key != ENV_CONN}
     env["TOGETHER_EXAMPLE_POLL_INTERVAL"] = "0.2"
-    env["TOGETHER_EXAMPLE_OUTPUT_DIR"] = str(tmp_path / "out")
+    env["TOGETHER_EXAMPLE_RESULTS_URL"] = (tmp_path / "out").as_uri()
     _delete_connection(CONN_ID)
     yield env
     _delete_connection(CONN_ID)
@@ -177,7 +177,7 @@ def assert_example_dag_succeeded(code: int, out: str, tmp_path: Path) -> None:
     assert "isn't defined" not in out, out[-3000:]
     assert code == 0, out[-3000:]
     assert "Together batch results: 6 answers, 0 failed requests" in out, out[-3000:]
-    assert len(list((tmp_path / "out").glob("*/output.jsonl"))) == 1
+    assert len(list((tmp_path / "out").glob("*/results.jsonl"))) == 1
     # A successful run with Airflow's defaults logs nothing at error level (issue 12, point 4).
     errors = [line for line in out.splitlines() if re.search(r"\[error\s*\]|\bERROR\b", line)]
     assert errors == [], errors

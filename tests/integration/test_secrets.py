@@ -55,7 +55,7 @@ def test_key_appears_nowhere_airflow_keeps(
     airflow_db, together_conn, emu, monkeypatch, tmp_path, capsys, noisy_logs
 ):
     monkeypatch.setenv("TOGETHER_EXAMPLE_POLL_INTERVAL", "0.2")
-    monkeypatch.setenv("TOGETHER_EXAMPLE_OUTPUT_DIR", str(tmp_path / "out"))
+    monkeypatch.setenv("TOGETHER_EXAMPLE_RESULTS_URL", (tmp_path / "out").as_uri())
     states = []
     for file, dag_id, conf in [
         ("example_together_batch.py", "example_together_batch", None),
