@@ -242,4 +242,7 @@ def finish_wait(
                 batch_id,
                 result["error_file_id"],
             )
+    from together_provider.assets import annotate_outlets
+
+    annotate_outlets(context, result)
     return result
