@@ -33,13 +33,13 @@ def _events(uri):
         return [(row.extra, row.source_run_id) for row in rows]
 
 
-def _run(airflow_db, dag_id, src):
+def _run(airflow_db, dag_id, src, **conf):
     dag = load_dag(airflow_db, "together_assets.py", dag_id)
     if not AIRFLOW_V_3_0_PLUS:
         # Airflow 2 records an event only for a dataset its DAG processor has written to the database,
         # which dag.test() does not do.
         dag.sync_to_db()
-    return dag.test(run_conf={"input": str(src)})
+    return dag.test(run_conf={"input": str(src), **conf})
 
 
 def _state(ti):
@@ -75,3 +75,27 @@ def test_a_failed_batch_leaves_no_asset_event(airflow_db, together_conn, tmp_pat
     dag_run = _run(airflow_db, "together_assets_sensor_poke", src)
     assert _state(dag_run) == "failed"
     assert len(_events(uri)) == before
+
+
+def test_landed_results_put_counts_and_result_uri_on_the_asset_event(airflow_db, together_conn, tmp_path):
+    uri = "together://tests/landed-results"
+    before = len(_events(uri))
+    src = write_requests(
+        tmp_path / "in.jsonl",
+        n=2,
+        extra_lines=[
+            {
+                "custom_id": "gone",
+                "body": {"model": "emulator/request-missing", "messages": [{"role": "user", "content": "x"}]},
+            }
+        ],
+    )
+    landed = tmp_path / "out" / "results.jsonl"
+    dag_run = _run(airflow_db, "together_assets_results", src, results=str(landed))
+    assert _state(dag_run) == "success"
+    events = _events(uri)
+    assert len(events) == before + 1
+    extra = events[-1][0]
+    assert extra["counts"] == {"succeeded": 2, "errored": 0, "missing": 1, "total": 3}
+    assert extra["result_uri"] == str(landed) and landed.exists()
+    assert extra["status"] == "COMPLETED" and extra["batch_id"] and extra["output_file_id"]

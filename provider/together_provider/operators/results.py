@@ -41,6 +41,9 @@ class BatchResultsOperator(_TogetherOperator):
     is set and any request errored or is missing, or when the share that succeeded is below
     ``min_success_ratio``; the rows stay landed. A batch that has not finished fails at once too.
 
+    On success, each asset among ``outlets`` gets an event whose ``extra`` holds ``batch_id``,
+    ``status``, ``output_file_id``, ``error_file_id``, ``result_uri`` and ``counts``.
+
     :param batch_id: the batch whose results to land (templated).
     :param result_path: where to write the rows (templated): a local path, a URL Airflow's
         ``ObjectStoragePath`` understands (``file:///...``, ``s3://conn_id@bucket/key.jsonl``) or an
@@ -103,6 +106,16 @@ class BatchResultsOperator(_TogetherOperator):
         )
         if problem is not None:
             raise AirflowFailException(problem)
+        from together_provider.assets import EVENT_KEYS, annotate_outlets
+
+        annotate_outlets(
+            context,
+            {
+                **{key: manifest[key] for key in EVENT_KEYS},
+                "result_uri": manifest["result_uri"],
+                "counts": manifest["counts"],
+            },
+        )
         return manifest
 
     def _land(self, batch: Any) -> dict[str, Any]:
