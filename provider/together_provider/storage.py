@@ -4,7 +4,13 @@ Operators hand what the user gave (a path, a URL such as ``file:///tmp/x.jsonl``
 ``s3://conn_id@bucket/key``, or an ``ObjectStoragePath``) to :func:`resolve` and get back either a local
 path string, which keeps the local fast path unchanged, or an ``ObjectStoragePath`` whose filesystem is
 known to be installed. Every refusal is a ValueError, which ``outcome.task_errors`` turns into a task that
-fails at once: no retry installs a missing package.
+fails at once: no retry installs a missing package, creates a bucket or grants a permission. The store's
+own refusals (a missing object or bucket, a 403, a connection id that is not defined) are translated
+here, at the boundary, by :func:`store_errors`; a store that is merely unreachable stays an error a retry
+may cure.
+
+An input in a store is read twice, each time streamed: once to validate and hash it
+(:func:`validate_input`), once to upload it (:func:`upload_content`). Nothing is copied to local disk.
 """
 
 from __future__ import annotations
@@ -15,11 +21,14 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import unquote, urlsplit
 
 if TYPE_CHECKING:
+    from together_provider.client.jsonl import InputFileSummary
+    from together_provider.client.requests import UploadBody
     from together_provider.hooks.together import TogetherHook
 
 LOCAL_SCHEMES = frozenset({"file", "local"})
@@ -38,6 +47,16 @@ PACKAGE_FOR_SCHEME = {
 
 # Big enough that the per-call overhead of a remote write is small, small enough to keep memory flat.
 COPY_CHUNK = 8 * 1024 * 1024
+# A store file's read-ahead buffer: fsspec filesystems default to large ones (s3fs: 50 MB), which
+# would be most of the memory a 100 MB input is allowed.
+READ_BLOCK = 8 * 1024 * 1024
+
+# S3's error codes (and their HTTP statuses) for a request the store refused on its merits.
+_DENIED_CODES = frozenset(
+    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled", "403", "401"}
+)
+_NO_BUCKET_CODES = frozenset({"NoSuchBucket"})
+_NO_KEY_CODES = frozenset({"NoSuchKey", "404"})
 
 
 def _object_storage_path_class() -> Any:
@@ -106,6 +125,7 @@ def resolve(value: Any, *, field: str) -> Any:
     scheme = (target.protocol or "file").lower()
     if scheme in LOCAL_SCHEMES:
         return target.path
+    _check_connection(target, url, field)
     try:
         target.fs  # noqa: B018 - resolving the filesystem is the check: it fails when none is installed
     except (ValueError, ImportError) as exc:
@@ -113,15 +133,157 @@ def resolve(value: Any, *, field: str) -> Any:
     return target
 
 
-def local_input(value: Any, *, field: str) -> str:
-    """A local path to read, for callers that cannot read from object storage yet."""
-    resolved = resolve(value, field=field)
-    if not isinstance(resolved, str):
+def _check_connection(target: Any, url: str, field: str) -> None:
+    """A connection named in the URL must exist: the amazon provider, not finding it, logs a warning and
+    goes on with boto's default credentials, so the failure would come later and name the wrong cause."""
+    conn_id = getattr(target, "conn_id", None)
+    if not conn_id:
+        return
+    from together_provider._compat import AirflowNotFoundException, BaseHook
+
+    try:
+        BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
         raise ValueError(
-            f"{field}={str(resolved)!r}: reading from object storage is not supported yet; copy the file "
-            f"to a local path (or a file:// URL) on the worker"
+            f"{field}={url!r}: the Airflow connection {conn_id!r} named in the URL does not exist; create "
+            f"it (UI, `airflow connections add` or AIRFLOW_CONN_{conn_id.upper()}) with the store's "
+            f"credentials, or name an existing one as scheme://conn_id@bucket/key"
+        ) from None
+
+
+def _code_of(exc: BaseException) -> str:
+    """The store's error code carried by ``exc`` or its causes (botocore's ClientError), or ""."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict):
+            error = response.get("Error") or {}
+            code = str(error.get("Code") or "")
+            if code:
+                return code
+        seen = seen.__cause__ or seen.__context__
+    return ""
+
+
+def _bucket_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.hostname or parts.netloc.rpartition("@")[2]
+
+
+def translate_store_error(exc: BaseException, url: str, field: str) -> ValueError | None:
+    """The ValueError (URL and fix) for a refusal of the store that no retry cures, or None for anything
+    else (a timeout, a dropped connection: worth a retry)."""
+    code = _code_of(exc)
+    text = str(exc)
+    if code in _NO_BUCKET_CODES or (
+        isinstance(exc, FileNotFoundError) and "bucket does not exist" in text.lower()
+    ):
+        return ValueError(
+            f"{field}={url!r}: the bucket {_bucket_of(url)!r} does not exist (or is not visible to the "
+            f"connection); create it or correct the URL"
         )
-    return resolved
+    if isinstance(exc, FileNotFoundError) or code in _NO_KEY_CODES:
+        return ValueError(
+            f"{field}={url!r}: no object at this URL; check the key, and that the task writing it ran first"
+        )
+    if isinstance(exc, PermissionError) or code in _DENIED_CODES:
+        conn = urlsplit(url).username
+        whose = f"connection {conn!r}" if conn else "the default connection of this scheme"
+        return ValueError(
+            f"{field}={url!r}: the store refused access (403) with the credentials of {whose}; give it "
+            f"keys allowed to read and write this bucket, or correct the URL"
+        )
+    return None
+
+
+@contextmanager
+def store_errors(url: str, *, field: str) -> Iterator[None]:
+    """Turn the store's refusals inside the block into the ValueErrors of :func:`translate_store_error`."""
+    try:
+        yield
+    except ValueError:
+        raise
+    except Exception as exc:
+        translated = translate_store_error(exc, url, field)
+        if translated is None:
+            raise
+        raise translated from exc
+
+
+@dataclass(frozen=True)
+class StoreInput:
+    """An input file in object storage, checked to exist, with the size its store reports."""
+
+    target: Any  # an ObjectStoragePath
+    url: str
+    size: int
+    field: str
+
+    @property
+    def name(self) -> str:
+        return str(self.target.name)
+
+    def open(self) -> BinaryIO:
+        """A fresh binary stream from the first byte; the store's refusals come as ValueErrors."""
+        with store_errors(self.url, field=self.field):
+            handle: BinaryIO = self.target.open("rb", block_size=READ_BLOCK)
+        # Its readers (validation, the upload body, a hash) only read and close it.
+        return cast(BinaryIO, _TranslatedReader(handle, self.url, self.field))
+
+
+class _TranslatedReader:
+    """A store stream whose refusals while reading are ValueErrors too (a permission revoked mid-read)."""
+
+    def __init__(self, handle: BinaryIO, url: str, field: str) -> None:
+        self._handle = handle
+        self._url = url
+        self._field = field
+
+    def read(self, size: int = -1) -> bytes:
+        with store_errors(self._url, field=self._field):
+            return self._handle.read(size)
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> _TranslatedReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def input_file(value: Any, *, field: str) -> str | StoreInput:
+    """What :func:`validate_input` and :func:`upload_content` take: a local path string as
+    :func:`resolve` gives it, or a :class:`StoreInput` for an object that exists."""
+    target = resolve(value, field=field)
+    if isinstance(target, str):
+        return target
+    url = str(target)
+    with store_errors(url, field=field):
+        info = target.fs.info(target.path)
+    if info.get("type") == "directory":
+        raise ValueError(f"{field}={url!r}: this is a folder, not an object; name the .jsonl file in it")
+    return StoreInput(target=target, url=url, size=int(info.get("size") or 0), field=field)
+
+
+def validate_input(source: str | StoreInput, *, endpoint: str | None) -> InputFileSummary:
+    """Every Batch API rule and the SHA-256, in one streamed read of the file or object."""
+    from together_provider.client.jsonl import validate_input_file, validate_input_stream
+
+    if isinstance(source, str):
+        return validate_input_file(source, endpoint=endpoint)
+    with source.open() as handle:
+        return validate_input_stream(handle, name=source.url, size=source.size, endpoint=endpoint)
+
+
+def upload_content(source: str | StoreInput) -> str | UploadBody:
+    """What ``TogetherHook.upload_file`` streams: the local path, or the object re-opened per attempt."""
+    if isinstance(source, str):
+        return source
+    from together_provider.client.requests import UploadBody
+
+    return UploadBody(open=source.open, size=source.size, name=source.name, location=source.url)
 
 
 @contextmanager
@@ -147,11 +309,13 @@ def atomic_writer(value: Any, *, field: str) -> Iterator[tuple[BinaryIO, str]]:
             Path(tmp).unlink(missing_ok=True)
             raise
         return
+    where = str(target)
     part = target.parent / f".{target.name}.{uuid.uuid4().hex}.part"
     try:
-        with part.open("wb") as handle:
-            yield handle, str(target)
-        part.move(target)
+        with store_errors(where, field=field):
+            with part.open("wb", block_size=COPY_CHUNK) as handle:
+                yield handle, where
+            part.move(target)
     except BaseException:
         _remove_quietly(part)
         raise

@@ -150,10 +150,26 @@ def test_submit_from_a_local_url_or_object_storage_path(together_conn, emu, tmp_
     assert emu.file_path(batch.input_file_id).read_bytes() == source.read_bytes()
 
 
-def test_submit_from_a_store_is_refused_as_not_supported_yet(together_conn, emu, memory_store):
+def test_submit_from_a_store_uploads_the_object_under_its_name(together_conn, emu, memory_store, tmp_path):
+    fs, folder = memory_store
+    content = write_requests(tmp_path / "in.jsonl", n=3).read_bytes()
+    fs.pipe_file(f"{folder}/inputs/requests.jsonl", content)
+    batch = TogetherHook().get_batch(submit(f"memory://{folder}/inputs/requests.jsonl"))
+    assert emu.file_path(batch.input_file_id).read_bytes() == content
+    assert TogetherHook().get_file(batch.input_file_id).filename.startswith("requests.af-")
+
+
+def test_an_invalid_line_in_a_store_input_is_named_before_any_upload(together_conn, emu, memory_store):
     fs, folder = memory_store
     fs.pipe_file(f"{folder}/in.jsonl", b'{"custom_id": "a"}\n')
     emu.clear_requests_log()
-    with pytest.raises(AirflowFailException, match=r"input_file_path='memory://.*not supported yet"):
+    with pytest.raises(AirflowFailException, match=r"memory://.*in\.jsonl.*line 1.*'body' is missing"):
         submit(f"memory://{folder}/in.jsonl")
     assert emu.requests_log() == []
+
+
+def test_a_missing_object_in_a_store_fails_at_once_naming_the_url(together_conn, emu, memory_store):
+    fs, folder = memory_store
+    fs.mkdir(folder)
+    with pytest.raises(AirflowFailException, match=r"input_file_path='memory://.*nothing\.jsonl'.*no object"):
+        submit(f"memory://{folder}/nothing.jsonl")

@@ -173,6 +173,13 @@ def _blocks(handle: BinaryIO, digest: Any) -> Iterator[bytes]:
         yield b"".join(unfinished)
 
 
+def _check_name(name: str) -> None:
+    if not name.endswith(".jsonl"):
+        raise InputFileError(
+            "a batch input file must be JSON Lines with a name ending in '.jsonl'", path=name
+        )
+
+
 def validate_input_file(path: str | os.PathLike[str], *, endpoint: str | None = None) -> InputFileSummary:
     """Check every Batch API rule on ``path``; raise :class:`InputFileError` naming the line and rule.
 
@@ -181,14 +188,38 @@ def validate_input_file(path: str | os.PathLike[str], *, endpoint: str | None = 
         Without it only the rules common to every endpoint apply.
     """
     name = os.fspath(path)
-    if not name.endswith(".jsonl"):
-        raise InputFileError(
-            "a batch input file must be JSON Lines with a name ending in '.jsonl'", path=name
-        )
+    _check_name(name)
     try:
         size = os.path.getsize(name)
     except FileNotFoundError:
         raise InputFileError("file not found; check the path (it is read on the worker)", path=name) from None
+    _check_size(size, name)
+    with open(name, "rb") as handle:
+        return _scan(handle, name, size, endpoint)[0]
+
+
+def validate_input_stream(
+    handle: BinaryIO, *, name: str, size: int, endpoint: str | None = None
+) -> InputFileSummary:
+    """:func:`validate_input_file` on an open binary stream (an object in a store, say) of ``size``
+    bytes, read once from where it stands; ``name`` (a URL) is what errors and the summary show.
+
+    The stream must hold exactly ``size`` bytes: the size comes from the store's listing, and a
+    different count means the object changed while read, so its hash is of neither version.
+    """
+    _check_name(name)
+    _check_size(size, name)
+    summary, read = _scan(handle, name, size, endpoint)
+    if read != size:
+        raise InputFileError(
+            f"read {read:,} bytes of an object announced as {size:,}: it changed while being read; "
+            "run the task again once its writer has finished",
+            path=name,
+        )
+    return summary
+
+
+def _check_size(size: int, name: str) -> None:
     if size == 0:
         raise InputFileError("file is empty; a batch needs at least one request line", path=name)
     if size > MAX_FILE_BYTES:
@@ -198,55 +229,64 @@ def validate_input_file(path: str | os.PathLike[str], *, endpoint: str | None = 
             path=name,
         )
 
+
+def _scan(handle: BinaryIO, name: str, size: int, endpoint: str | None) -> tuple[InputFileSummary, int]:
+    """Every line rule in one pass over ``handle``; returns the summary and the bytes read."""
     digest = hashlib.sha256()
     seen: set[str] = set()
     models: set[str] = set()
     lines = 0
+    read = 0
     passes = (
         _fast.checker(endpoint, audio=AUDIO_ENDPOINTS, audio_url=is_audio_url) if _fast is not None else None
     )
-    with open(name, "rb") as handle:
-        for block in _blocks(handle, digest):
-            quick = passes
-            if quick is not None and not block.isascii():
-                try:
-                    block.decode()
-                except UnicodeDecodeError:
-                    # json accepts UTF-8-encoded surrogates, strict decoding does not: json decides.
-                    quick = None
-            view = memoryview(block)
-            start = 0
-            while start < len(block):
-                end = block.find(b"\n", start) + 1 or len(block)
-                lines += 1
-                if end - start > MAX_LINE_BYTES:
-                    raise InputFileError(
-                        f"line is over the {MAX_LINE_BYTES:,}-byte limit for one request",
-                        path=name,
-                        line=lines,
-                    )
-                if lines > MAX_LINES:
-                    raise InputFileError(
-                        f"more than {MAX_LINES:,} requests; the Batch API takes at most {MAX_LINES:,} "
-                        "per batch, split the file",
-                        path=name,
-                        line=lines,
-                    )
-                found = quick(view[start:end]) if quick is not None else None
-                if found is None or len(found[0]) > MAX_CUSTOM_ID_CHARS or found[0] in seen:
-                    models.add(_check_line(block[start:end], lines, name, endpoint, seen))
-                else:
-                    seen.add(found[0])
-                    models.add(found[1])
-                start = end
-    return InputFileSummary(
+    for block in _blocks(handle, digest):
+        read += len(block)
+        quick = passes
+        if quick is not None and not block.isascii():
+            try:
+                block.decode()
+            except UnicodeDecodeError:
+                # json accepts UTF-8-encoded surrogates, strict decoding does not: json decides.
+                quick = None
+        view = memoryview(block)
+        start = 0
+        while start < len(block):
+            end = block.find(b"\n", start) + 1 or len(block)
+            lines += 1
+            if end - start > MAX_LINE_BYTES:
+                raise InputFileError(
+                    f"line is over the {MAX_LINE_BYTES:,}-byte limit for one request",
+                    path=name,
+                    line=lines,
+                )
+            if lines > MAX_LINES:
+                raise InputFileError(
+                    f"more than {MAX_LINES:,} requests; the Batch API takes at most {MAX_LINES:,} "
+                    "per batch, split the file",
+                    path=name,
+                    line=lines,
+                )
+            found = quick(view[start:end]) if quick is not None else None
+            if found is None or len(found[0]) > MAX_CUSTOM_ID_CHARS or found[0] in seen:
+                models.add(_check_line(block[start:end], lines, name, endpoint, seen))
+            else:
+                seen.add(found[0])
+                models.add(found[1])
+            start = end
+    summary = InputFileSummary(
         path=name, lines=lines, bytes=size, sha256=digest.hexdigest(), models=frozenset(models)
     )
+    return summary, read
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
+        return sha256_of_stream(handle)
+
+
+def sha256_of_stream(handle: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: handle.read(_CHUNK), b""):
+        digest.update(chunk)
     return digest.hexdigest()

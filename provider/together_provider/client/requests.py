@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, BinaryIO, Generic, TypeVar
 from urllib.parse import quote
 
 from together_provider.client.errors import InvalidResponseError, request_id_from
@@ -47,11 +47,28 @@ class RawResponse:
 
 
 @dataclass(frozen=True)
+class UploadBody:
+    """Content to upload that is not a local file (an object in a store): opened anew for each attempt,
+    so a retry starts from the first byte, and of a known ``size``, since a presigned PUT takes a
+    Content-Length and refuses chunked encoding.
+
+    :param name: the file name Together records by default.
+    :param location: where the content lives (a URL), for logs.
+    """
+
+    open: Callable[[], BinaryIO]
+    size: int
+    name: str
+    location: str
+
+
+@dataclass(frozen=True)
 class ApiRequest(Generic[T]):
     """One HTTP call to make, with everything the transports and the retry policy need to know.
 
     :param path: under the base URL (``/v1/...``), or an absolute URL (a presigned upload target).
     :param upload_path: stream this file as the raw request body.
+    :param upload_body: or stream this re-openable content of known length.
     :param download_path: stream the answer's body into this file instead of memory.
     :param authenticated: send the API key; never for a presigned URL on another host.
     :param idempotent: whether repeating the call after it may have reached the server is harmless.
@@ -66,6 +83,7 @@ class ApiRequest(Generic[T]):
     json: Any = None
     form: Mapping[str, str] | None = None
     upload_path: str | None = None
+    upload_body: UploadBody | None = None
     download_path: str | None = None
     authenticated: bool = True
     idempotent: bool = True
@@ -233,9 +251,14 @@ def start_upload(file_name: str, *, checksum: str, purpose: str = "batch-api") -
     )
 
 
-def put_upload(url: str, path: str) -> ApiRequest[None]:
+def put_upload(url: str, content: str | UploadBody) -> ApiRequest[None]:
+    """PUT the content to the presigned URL: a local file's path, or an :class:`UploadBody`."""
+    if isinstance(content, UploadBody):
+        return ApiRequest(
+            "upload file content", "PUT", url, lambda response: None, upload_body=content, authenticated=False
+        )
     return ApiRequest(
-        "upload file content", "PUT", url, lambda response: None, upload_path=path, authenticated=False
+        "upload file content", "PUT", url, lambda response: None, upload_path=content, authenticated=False
     )
 
 

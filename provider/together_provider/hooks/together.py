@@ -15,7 +15,7 @@ from together_provider.client.call import Flow, run_sync
 from together_provider.client.cancel import cancel_flow
 from together_provider.client.cancel import describe as describe_cancel
 from together_provider.client.errors import TogetherError
-from together_provider.client.jsonl import sha256_of
+from together_provider.client.jsonl import sha256_of, sha256_of_stream
 from together_provider.client.models import BatchJob, TogetherFile
 from together_provider.client.settings import DEFAULT_BASE_URL, ConnectionSettings
 from together_provider.hooks.async_client import AsyncTogetherClient, connection_lookup, settings_from
@@ -166,25 +166,35 @@ class TogetherHook(HttpHook):
 
     def upload_file(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | api.UploadBody,
         *,
         file_name: str | None = None,
         purpose: str = "batch-api",
         checksum: str | None = None,
     ) -> TogetherFile:
         """Upload a file the way Together's own SDK does: ask for a presigned URL, stream the bytes there,
-        then ask Together to process it. The content goes from disk to the wire in chunks, and a file
+        then ask Together to process it. The content goes from disk (or from a store, given an
+        :class:`~together_provider.client.requests.UploadBody`) to the wire in chunks, and a file
         Together already holds (same SHA-256) is reused instead of sent again.
 
-        :param file_name: the name Together records (defaults to the local name; must end in .jsonl).
+        :param file_name: the name Together records (defaults to the file's or object's name; must end
+            in .jsonl).
         :param checksum: SHA-256 hex of the content when the caller has it already (saves a read).
         """
-        local = os.fspath(path)
-        if not os.path.isfile(local):
-            raise FileNotFoundError(f"file to upload not found: {local}")
+        content: str | api.UploadBody
+        if isinstance(path, api.UploadBody):
+            content, local, default_name = path, path.location, path.name
+            if checksum is None:
+                with path.open() as handle:
+                    checksum = sha256_of_stream(handle)
+        else:
+            content = local = os.fspath(path)
+            if not os.path.isfile(local):
+                raise FileNotFoundError(f"file to upload not found: {local}")
+            default_name = os.path.basename(local)
         target = self._run(
             api.start_upload(
-                file_name or os.path.basename(local), checksum=checksum or sha256_of(local), purpose=purpose
+                file_name or default_name, checksum=checksum or sha256_of(local), purpose=purpose
             )
         )
         if target.already_uploaded:
@@ -193,7 +203,7 @@ class TogetherHook(HttpHook):
             )
             return self.get_file(target.file_id)
         assert target.url is not None
-        self._run(api.put_upload(target.url, local))
+        self._run(api.put_upload(target.url, content))
         uploaded = self._run(api.finish_upload(target.file_id))
         self.log.info("Uploaded %s as Together file %s (%s bytes)", local, uploaded.id, uploaded.bytes)
         return uploaded

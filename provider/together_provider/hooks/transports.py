@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import http.client
 import mmap
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import requests
 from requests.exceptions import ChunkedEncodingError, ConnectTimeout, ReadTimeout
@@ -70,9 +70,13 @@ def send_sync(
     if request.form is not None:
         # multipart/form-data, as Together's SDK sends it.
         kwargs["files"] = {key: (None, value) for key, value in request.form.items()}
-    upload = open(request.upload_path, "rb") if request.upload_path else None  # noqa: SIM115
-    if upload is not None:
+    upload: Any = None
+    if request.upload_path:
+        upload = open(request.upload_path, "rb")  # noqa: SIM115
         kwargs["data"] = upload
+    elif request.upload_body is not None:
+        upload = request.upload_body.open()
+        kwargs["data"] = _SizedBody(upload, request.upload_body.size)
     try:
         response = session.request(request.method, url, **kwargs)
     except ConnectTimeout:
@@ -100,6 +104,22 @@ def send_sync(
                 f"{request.operation}: connection dropped while reading the answer"
             ) from None
         return RawResponse(response.status_code, dict(response.headers), body)
+
+
+class _SizedBody:
+    """A stream whose length requests can see (``len``), so it sends Content-Length and reads the body
+    in blocks, instead of chunked encoding, which a presigned PUT refuses. Without ``__iter__`` requests
+    does not take it for a generator."""
+
+    def __init__(self, handle: BinaryIO, size: int) -> None:
+        self._handle = handle
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, size: int = -1) -> bytes:
+        return self._handle.read(size)
 
 
 def _stream_to_file(response: requests.Response, request: ApiRequest[Any], timeout: float) -> int:
@@ -155,7 +175,11 @@ async def send_async(
 ) -> RawResponse:
     import aiohttp
 
-    if request.upload_path is not None or request.download_path is not None:
+    if (
+        request.upload_path is not None
+        or request.upload_body is not None
+        or request.download_path is not None
+    ):
         raise NotImplementedError("file transfers run on workers through the sync transport")
     data: Any = None
     if request.form is not None:

@@ -160,8 +160,10 @@ class SubmitBatchOperator(_TogetherOperator):
     With ``wait_for_completion=True`` the task then waits like :class:`BatchCompletionSensor`, with
     the same outcomes and XComs (deferred to the triggerer unless ``deferrable=False``).
 
-    :param input_file_path: local JSONL file to validate and upload (templated). Give this or
-        ``input_file_id``.
+    :param input_file_path: the JSONL file to validate and upload (templated): a local path, a URL
+        Airflow's ``ObjectStoragePath`` understands (``file:///...``, ``s3://conn_id@bucket/key``) or an
+        ``ObjectStoragePath``. An object in a store is streamed from it twice (validated and hashed, then
+        uploaded), never copied to local disk. Give this or ``input_file_id``.
     :param input_file_id: an already uploaded Together file to use instead (templated).
     :param endpoint: the API the requests target; ``/v1/chat/completions`` by default.
     :param completion_window: passed to Together, which currently ignores it (the window is 24 h).
@@ -235,7 +237,6 @@ class SubmitBatchOperator(_TogetherOperator):
     def _submit_or_reuse(self, context: Context) -> BatchJob:
         """Create the batch, unless an earlier try of this task instance already did."""
         from together_provider import resubmission
-        from together_provider.client.jsonl import validate_input_file
         from together_provider.client.models import checked_endpoint
 
         checked_endpoint(self.endpoint)
@@ -256,8 +257,8 @@ class SubmitBatchOperator(_TogetherOperator):
 
             if not self.input_file_path or not str(self.input_file_path).strip():
                 raise ValueError("input_file_path is empty: give the path of the JSONL file to submit")
-            local_input = storage.local_input(self.input_file_path, field="input_file_path")
-            summary = validate_input_file(local_input, endpoint=self.endpoint)
+            source = storage.input_file(self.input_file_path, field="input_file_path")
+            summary = storage.validate_input(source, endpoint=self.endpoint)
             self.log.info(
                 "Validated %s: %d requests, %d bytes, models %s",
                 summary.path,
@@ -275,7 +276,7 @@ class SubmitBatchOperator(_TogetherOperator):
                 self.log.info("An earlier try already uploaded this input as file %s", input_file_id)
             else:
                 input_file_id = self.hook.upload_file(
-                    summary.path, file_name=name, checksum=summary.sha256
+                    storage.upload_content(source), file_name=name, checksum=summary.sha256
                 ).id
 
         if retry:
