@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 from .records import InputPlan, LineRef
@@ -124,6 +125,136 @@ def _usage(prompt_chars: int, answer: str) -> dict:
     }
 
 
+# Placeholders for the string formats structured-output schemas commonly carry (pydantic's among them).
+_FORMAT_PLACEHOLDERS = {
+    "date-time": "1970-01-01T00:00:00Z",
+    "date": "1970-01-01",
+    "time": "00:00:00Z",
+    "duration": "PT0S",
+    "email": "user@example.com",
+    "uri": "https://example.com/",
+    "uuid": "00000000-0000-0000-0000-000000000000",
+}
+# A recursive schema (a tree of nodes) ends here: optional branches take null, arrays stay empty.
+_MAX_DEPTH = 8
+
+
+def structured_reply(response_format: object) -> str | None:
+    """The message content for a request asking for JSON, or None for plain text.
+
+    ``{"type": "json_schema", "json_schema": {"schema": ...}}`` gets a deterministic document that
+    validates against the schema (the first enum value or option, a typed placeholder per field,
+    every property filled, arrays of one item); ``{"type": "json_object"}`` gets ``{}``.
+    """
+    if not isinstance(response_format, dict):
+        return None
+    kind = response_format.get("type")
+    if kind == "json_object":
+        return "{}"
+    if kind != "json_schema":
+        return None
+    spec = response_format.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    if not isinstance(schema, dict):
+        return "{}"
+    return json.dumps(_placeholder(schema, schema, 0))
+
+
+def _resolve(ref: str, root: dict) -> dict:
+    node: object = root
+    for part in ref.removeprefix("#").strip("/").split("/"):
+        if not part:
+            continue
+        part = part.replace("~1", "/").replace("~0", "~")
+        node = node.get(part) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else {}
+
+
+def _placeholder(schema: dict, root: dict, depth: int) -> object:
+    if isinstance(schema.get("$ref"), str):
+        return _placeholder(_resolve(schema["$ref"], root), root, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    if isinstance(schema.get("allOf"), list) and schema["allOf"]:
+        merged = {k: v for k, v in schema.items() if k != "allOf"}
+        for part in schema["allOf"]:
+            if isinstance(part, dict):
+                merged.update(_resolve(part["$ref"], root) if isinstance(part.get("$ref"), str) else part)
+        return _placeholder(merged, root, depth + 1)
+    for key in ("anyOf", "oneOf"):
+        options = [o for o in schema.get(key) or () if isinstance(o, dict)]
+        if options:
+            not_null = [o for o in options if o.get("type") != "null"]
+            nulls = [o for o in options if o.get("type") == "null"]
+            pick = nulls[0] if depth >= _MAX_DEPTH and nulls else (not_null or options)[0]
+            return _placeholder(pick, root, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind is None:
+        kind = "object" if "properties" in schema else "array" if "items" in schema else "string"
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        return {
+            name: _placeholder(sub if isinstance(sub, dict) else {}, root, depth + 1)
+            for name, sub in properties.items()
+        }
+    if kind == "array":
+        return _array(schema, root, depth)
+    if kind in ("integer", "number"):
+        return _number(schema, integer=kind == "integer")
+    if kind == "boolean":
+        return False
+    if kind == "null":
+        return None
+    text = _FORMAT_PLACEHOLDERS.get(str(schema.get("format")), "string")
+    min_length, max_length = schema.get("minLength"), schema.get("maxLength")
+    if isinstance(min_length, int) and len(text) < min_length:
+        text += "x" * (min_length - len(text))
+    if isinstance(max_length, int):
+        text = text[:max_length]
+    return text
+
+
+def _array(schema: dict, root: dict, depth: int) -> list:
+    prefix = [p for p in schema.get("prefixItems") or () if isinstance(p, dict)]
+    items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+    min_items = schema.get("minItems") if isinstance(schema.get("minItems"), int) else 0
+    max_items = schema.get("maxItems") if isinstance(schema.get("maxItems"), int) else None
+    count = max(min_items, len(prefix), 0 if depth >= _MAX_DEPTH else 1)
+    if max_items is not None:
+        count = min(count, max_items)
+    return [_placeholder(prefix[i] if i < len(prefix) else items, root, depth + 1) for i in range(count)]
+
+
+def _number(schema: dict, *, integer: bool) -> int | float:
+    """Zero when the bounds allow it, else the lowest value inside them (a midpoint for numbers)."""
+
+    def bound(inclusive: str, exclusive: str) -> tuple[float, bool] | None:
+        for key, is_exclusive in ((exclusive, True), (inclusive, False)):
+            value = schema.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value), is_exclusive
+        return None
+
+    low, high = bound("minimum", "exclusiveMinimum"), bound("maximum", "exclusiveMaximum")
+    if integer:
+        start = 0 if low is None else math.floor(low[0]) + 1 if low[1] else math.ceil(low[0])
+        if high is not None:
+            top = math.ceil(high[0]) - 1 if high[1] else math.floor(high[0])
+            start = min(start, top) if low is None else start
+        return start
+    if low is not None and high is not None:
+        return (low[0] + high[0]) / 2
+    if low is not None:
+        return low[0] + 1 if low[1] else low[0]
+    if high is not None and (high[0] < 0 or (high[1] and high[0] == 0)):
+        return high[0] - 1 if high[1] else high[0]
+    return 0.0
+
+
 def answer(endpoint: str, body: dict, key: str, created: int) -> tuple[bool, dict]:
     """One request's emulated outcome: (True, response body) or (False, {"message", "code"})."""
     model = body.get("model")
@@ -137,7 +268,9 @@ def answer(endpoint: str, body: dict, key: str, created: int) -> tuple[bool, dic
             _text_of(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") == "user"
         ]
         last_user = user_texts[-1] if user_texts else ""
-        reply = f"Emulated answer to: {last_user[:40]}"
+        reply = structured_reply(body.get("response_format"))
+        if reply is None:
+            reply = f"Emulated answer to: {last_user[:40]}"
         prompt_chars = sum(len(_text_of(m.get("content"))) for m in messages if isinstance(m, dict))
         return True, {
             "id": f"emu-{key[:24]}",
