@@ -40,6 +40,9 @@ CI_LEGS = ("2.11", "3.3")
 # Every supported minor on the default Python, and the newest Python on the oldest and newest Airflow:
 # together they back the README's compatibility table. (3.11 is the floor: common-compat 1.21+ needs it.)
 FULL_LEGS = ("2.11", "3.0", "3.1", "3.2", "3.3", "2.11@3.12", "3.3@3.12")
+# Legs that also install an optional extra of this package: "<minor>-<name>" reads
+# requirements-<minor>-<name>.txt and installs the package with these extras beside [test].
+LEG_EXTRAS = {"3.3-ai": ("common-ai",)}
 # The installed-package inputs of a venv: a change to any of them rebuilds it.
 INSTALL_INPUTS = ("setup.cfg", "pyproject.toml")
 # The e2e suite drives a real Airflow deployment of the main venv's version, and the Docker config test
@@ -78,6 +81,10 @@ class Leg:
     @property
     def requirements(self) -> Path:
         return HERE / f"requirements-{self.airflow}.txt"
+
+    @property
+    def extras(self) -> str:
+        return ",".join(("test", *LEG_EXTRAS.get(self.airflow, ())))
 
 
 @dataclass
@@ -149,7 +156,7 @@ def ensure_venv(leg: Leg, *, reinstall: bool = False) -> float:
         steps = [
             [find_python(leg.python), "-m", "venv", str(leg.venv)],
             [str(python), "-m", "pip", "install", "--upgrade", "pip"],
-            [str(python), "-m", "pip", "install", "-r", str(leg.requirements), "-e", f"{ROOT}[test]"],
+            [str(python), "-m", "pip", "install", "-r", str(leg.requirements), "-e", f"{ROOT}[{leg.extras}]"],
         ]
         for step in steps:
             out.write(f"$ {' '.join(step)}\n")
