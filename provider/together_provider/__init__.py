@@ -45,7 +45,10 @@ def get_provider_info() -> dict:
             {"integration-name": "Together AI", "python-modules": ["together_provider.sensors.batch"]}
         ],
         "triggers": [
-            {"integration-name": "Together AI", "python-modules": ["together_provider.triggers.batch"]}
+            {
+                "integration-name": "Together AI",
+                "python-modules": ["together_provider.triggers.batch", "together_provider.triggers.watch"],
+            }
         ],
         "extra-links": ["together_provider.links.TogetherBatchLink"],
     }

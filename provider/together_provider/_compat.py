@@ -36,7 +36,7 @@ if TYPE_CHECKING:
         PokeReturnValue,
     )
     from airflow.providers.http.hooks.http import HttpHook
-    from airflow.triggers.base import BaseTrigger, TriggerEvent
+    from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
 # Resolved on first use (see __getattr__): DAG files import the sensor and operators, and so this
 # module, at every parse, and need none of these. The HTTP hook brings requests and aiohttp (workers
@@ -68,7 +68,33 @@ def xcom_push(ti: Any, key: str, value: Any) -> None:
     ti.xcom_push(key=key, value=value)
 
 
+# Event-driven scheduling (AssetWatcher, BaseEventTrigger) arrived in Airflow 3.0.
+EVENT_DRIVEN_SCHEDULING = AIRFLOW_V_3_0_PLUS
+
+
+def _base_event_trigger() -> Any:
+    """Airflow's BaseEventTrigger, or before 3.0 a stand-in that refuses to be built: a module defining
+    an event trigger still imports there, and only using it fails, with a message saying why."""
+    base = importlib.import_module("airflow.triggers.base")
+    found = getattr(base, "BaseEventTrigger", None)
+    if found is not None:
+        return found
+
+    class BaseEventTrigger(base.BaseTrigger):  # type: ignore[name-defined]
+        def __init__(self, **kwargs: Any) -> None:
+            raise AirflowException(
+                f"{type(self).__name__} needs event-driven scheduling (AssetWatcher), which needs "
+                "Airflow 3.0+; on Airflow 2 wait for a batch with BatchCompletionSensor instead"
+            )
+
+    return BaseEventTrigger
+
+
 def __getattr__(name: str) -> Any:
+    if name == "BaseEventTrigger":
+        value = _base_event_trigger()
+        globals()[name] = value
+        return value
     try:
         module, attribute = _LAZY[name]
     except KeyError:
@@ -150,12 +176,14 @@ async def task_instance_state(ti: Any) -> str | None:
 __all__ = [
     "AIRFLOW_V_3_0_PLUS",
     "AIRFLOW_V_3_3_PLUS",
+    "EVENT_DRIVEN_SCHEDULING",
     "XCOM_STORES_NONE",
     "AirflowException",
     "AirflowFailException",
     "AirflowNotFoundException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
+    "BaseEventTrigger",
     "BaseHook",
     "BaseOperator",
     "BaseOperatorLink",
