@@ -48,7 +48,8 @@ def run(stack: Stack, only: set[str]) -> list[Result]:
         Result(
             "stack starts",
             "all healthy, DAGs parsed",
-            "Postgres, Redis, emulator, api-server, scheduler, dag-processor, worker, 2 triggerers",
+            "Postgres, Redis, emulator, S3 (moto), api-server, scheduler, dag-processor, "
+            "2 workers (own temp dirs), 2 triggerers",
             True,
             time.monotonic() - started,
         )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from tests.e2e.airflow_api import TERMINAL_RUN_STATES
 from tests.e2e.airflow_env import ROOT
-from tests.e2e.stack import TEST_API_KEY, Stack
+from tests.e2e.stack import S3_BUCKET, S3_CONN_ID, TEST_API_KEY, Stack
 
 WAIT_DAG = "e2e_together_wait"
 EXAMPLE_DAG = "example_together_batch"
@@ -76,28 +76,15 @@ def output_matches(stack: Stack, run_id: str, expected_ids: set[str]) -> bool:
 
 
 def example_and_failures(stack: Stack) -> list[Result]:
-    """The example succeeds and its downstream task reads the output; FAILED and EXPIRED batches fail
-    their runs. Independent, so the three runs go at once."""
+    """The example succeeds with its results landed in S3, and its downstream task reads them on the
+    other worker; FAILED and EXPIRED batches fail their runs. Independent, so the three runs go at once."""
     stack.emulator.set_durations(1, 2)
-    expected_answers = len((ROOT / "dags" / "data" / "chat_requests.jsonl").read_text().splitlines())
     stack.api.trigger(EXAMPLE_DAG, "e2e-example")
     for outcome in ("fail", "expire"):
         stack.api.trigger(FAILURES_DAG, f"e2e-{outcome}", {"outcome": outcome})
     runs = [(EXAMPLE_DAG, "e2e-example"), (FAILURES_DAG, "e2e-fail"), (FAILURES_DAG, "e2e-expire")]
     finished = wait_runs_timed(stack, runs, 180)
-    example = finished["e2e-example"]
-
-    summary = stack.api.xcom(EXAMPLE_DAG, "e2e-example", "summarize") if example[0] == "success" else None
-    answers = summary.get("answers") if isinstance(summary, dict) else None
-    results = [
-        Result(
-            "example DAG succeeds",
-            f"success; summarize reads {expected_answers} answers via XCom",
-            f"{example[0]}; summarize read {answers} answers",
-            example[0] == "success" and answers == expected_answers,
-            example[1],
-        )
-    ]
+    results = example_results_in_s3(stack, "e2e-example", *finished["e2e-example"])
     for outcome, status in (("fail", "FAILED"), ("expire", "EXPIRED")):
         state, seconds = finished[f"e2e-{outcome}"]
         strict = stack.api.task_instance(FAILURES_DAG, f"e2e-{outcome}", "wait_strict")
@@ -116,6 +103,71 @@ def example_and_failures(stack: Stack) -> list[Result]:
             )
         )
     return results
+
+
+def _brief(counts: object) -> str:
+    if not isinstance(counts, dict):
+        return repr(counts)
+    return "/".join(str(counts.get(key)) for key in ("succeeded", "errored", "missing", "total"))
+
+
+def _counts(rows: list[dict]) -> dict[str, int]:
+    seen = Counter(row["status"] for row in rows)
+    return {
+        "succeeded": seen["succeeded"],
+        "errored": seen["errored"],
+        "missing": seen["missing"],
+        "total": len(rows),
+    }
+
+
+def example_results_in_s3(stack: Stack, run_id: str, state: str, seconds: float) -> list[Result]:
+    """What the example run left: one row per request in the S3 server, the manifest and summarize's
+    counts agreeing with them, and the results task and summarize on different workers (the e2e cluster
+    policy routes them to queues only one worker each consumes), with no results file on local disk."""
+    requests = len((ROOT / "dags" / "data" / "chat_requests.jsonl").read_text().splitlines())
+    expected_counts = {"succeeded": requests, "errored": 0, "missing": 0, "total": requests}
+    keys = stack.s3.keys(f"example/{run_id}/")
+    rows = [json.loads(line) for key in keys for line in stack.s3.get(key).splitlines() if line.strip()]
+    manifest = (stack.api.xcom(EXAMPLE_DAG, run_id, "batch_results") if state == "success" else None) or {}
+    summary = (stack.api.xcom(EXAMPLE_DAG, run_id, "summarize") if state == "success" else None) or {}
+    landed = f"s3://{S3_CONN_ID}@{S3_BUCKET}/example/{run_id}/results.jsonl"
+    results_ti = stack.api.task_instance(EXAMPLE_DAG, run_id, "batch_results")
+    summarize_ti = stack.api.task_instance(EXAMPLE_DAG, run_id, "summarize")
+    on_disk = sorted(str(path) for path in stack.work.rglob("results.jsonl"))
+    where = {
+        task: f"{ti['hostname']} (queue {ti['queue']})"
+        for task, ti in (("batch_results", results_ti), ("summarize", summarize_ti))
+    }
+    workers = {stack.worker_hostname(name) for name in stack.worker_queues}
+    return [
+        Result(
+            "example DAG succeeds, results in S3",
+            f"success; {landed} holds {requests} rows; rows, manifest, summarize count (succeeded/"
+            f"errored/missing/total) {_brief(expected_counts)}",
+            f"{state}; {', '.join(keys) or 'no object'}: {len(rows)} rows; rows {_brief(_counts(rows))}, "
+            f"manifest {_brief(manifest.get('counts'))}, summarize {_brief(summary.get('counts'))}"
+            + ("" if manifest.get("result_uri") == landed else f"; manifest at {manifest.get('result_uri')}"),
+            state == "success"
+            and keys == [landed.split("/", 3)[3]]
+            and _counts(rows) == expected_counts
+            and manifest.get("counts") == expected_counts
+            and manifest.get("result_uri") == landed
+            and summary.get("counts") == expected_counts
+            and summary.get("result_uri") == landed,
+            seconds,
+        ),
+        Result(
+            "downstream reads them on the other worker",
+            "batch_results and summarize on different workers; no results.jsonl on local disk",
+            f"batch_results on {where['batch_results']}, summarize on {where['summarize']}; "
+            f"{len(on_disk)} local results files" + (f": {on_disk[0]}" if on_disk else ""),
+            results_ti["hostname"] != summarize_ti["hostname"]
+            and {results_ti["hostname"], summarize_ti["hostname"]} <= workers
+            and not on_disk,
+            seconds,
+        ),
+    ]
 
 
 def connection_in_the_metadata_db(stack: Stack) -> list[Result]:
@@ -192,7 +244,8 @@ def many_concurrent_runs(stack: Stack) -> list[Result]:
     started = time.monotonic()
     expected = _trigger_held_runs(stack, "e2e-many", MANY_RUNS)
     run_ids = sorted(expected)
-    slots = int(stack.env["AIRFLOW__CELERY__WORKER_CONCURRENCY"])
+    workers = sum(service.alive() for name, service in stack.airflow.items() if name in stack.worker_queues)
+    slots = int(stack.env["AIRFLOW__CELERY__WORKER_CONCURRENCY"]) * workers
     peak: Counter[str] = Counter()
 
     def all_deferred() -> bool:
@@ -303,10 +356,22 @@ def worker_killed_mid_submit(stack: Stack) -> list[Result]:
                 time.monotonic() - started,
             )
         ]
-    worker = max((name for name in stack.airflow if name.startswith("worker-")), key=lambda n: int(n[7:]))
+    # The one running this submit: the other worker keeps going, as the rest of a cluster would.
+    worker = next((n for n in stack.worker_queues if stack.worker_hostname(n) == submit["hostname"]), None)
+    if worker is None:
+        stack.emulator.clear_faults()
+        return [
+            Result(
+                "worker SIGKILLed mid-submit",
+                "submit running on a known worker",
+                f"submit running on {submit['hostname']!r}",
+                False,
+                time.monotonic() - started,
+            )
+        ]
     stack.airflow[worker].kill_hard()
     stack.emulator.clear_faults()
-    stack.start_worker()
+    stack.start_worker(stack.worker_queues[worker])
     state = stack.api.wait_runs(WAIT_DAG, [run_id], 300)[run_id]
     submit = stack.api.task_instance(WAIT_DAG, run_id, "submit_batch")
     new = {batch["id"] for batch in stack.emulator.batches()} - before

@@ -1,9 +1,11 @@
-"""The e2e deployment on loopback: PostgreSQL, Redis, the emulator, and Airflow's api-server, scheduler,
-dag-processor, a Celery worker and two triggerers, each on a free port, all in temporary directories."""
+"""The e2e deployment on loopback: PostgreSQL, Redis, the emulator, an S3 server (moto), and Airflow's
+api-server, scheduler, dag-processor, two Celery workers (each with its own temp dir) and two triggerers,
+each on a free port, all in temporary directories."""
 
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
 import pwd
@@ -17,16 +19,25 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.e2e import airflow_local_settings
 from tests.e2e.airflow_api import AirflowAPI
 from tests.e2e.airflow_env import ROOT, airflow_environment, read_env_file
 from tests.e2e.emulator_api import Emulator
 from tests.e2e.processes import Service, free_port, stop_all
+from tests.e2e.s3_api import REGION, S3
 
 BIN = Path(sys.executable).parent
 # Recognizable on purpose: after the run, every kept log is searched for it.
 TEST_API_KEY = "tk-e2e-together-test-key-0123456789"
 E2E_DAGS = Path(__file__).parent / "dags"
 INITDB_FLAGS = ("-A", "scram-sha-256", "-E", "UTF8", "--no-sync")
+S3_CONN_ID = "e2e_s3"
+S3_BUCKET = "together-e2e"
+# Each worker consumes the default queue and one of its own, which the e2e cluster policy routes to.
+WORKER_QUEUES = (
+    ("default", airflow_local_settings.RESULTS_QUEUE),
+    ("default", airflow_local_settings.SUMMARIZE_QUEUE),
+)
 
 
 class StackError(RuntimeError):
@@ -74,7 +85,9 @@ class Stack:
         self.env: dict[str, str] = {}
         self.api: AirflowAPI
         self.emulator: Emulator
+        self.s3: S3
         self.triggerer_jobs: dict[str, int] = {}
+        self.worker_queues: dict[str, tuple[str, ...]] = {}
         self._worker_count = 0
 
     # -- infrastructure ---------------------------------------------------------------------------
@@ -174,9 +187,29 @@ class Stack:
         _wait("the emulator's health", self.emulator.healthy, 30, [service])
         return found
 
+    def _start_s3(self) -> S3:
+        for module, package in (
+            ("moto.server", "moto[server]"),
+            ("s3fs", "apache-airflow-providers-amazon[s3fs]"),
+        ):
+            if importlib.util.find_spec(module.split(".")[0]) is None:
+                raise StackError(
+                    f"the e2e S3 server and its Airflow filesystem need {package}: pip install it"
+                )
+        port = free_port()
+        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        service = Service("s3", argv, env={**os.environ, "AWS_DEFAULT_REGION": REGION}, log_dir=self.log_dir)
+        self.infra.append(service.start())
+        s3 = S3(f"http://127.0.0.1:{port}", S3_BUCKET)
+        _wait("the S3 server", s3.healthy, 60, [service])
+        s3.create_bucket()
+        return s3
+
     # -- Airflow ----------------------------------------------------------------------------------
 
-    def _airflow_env(self, db: str, broker: str, emulator_url: str, api_port: int) -> dict[str, str]:
+    def _airflow_env(
+        self, db: str, broker: str, emulator_url: str, api_port: int, s3: S3 | None = None
+    ) -> dict[str, str]:
         dags = self.work / "dags"
         shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
         for dag_file in E2E_DAGS.glob("*.py"):
@@ -203,24 +236,48 @@ class Stack:
             "TOGETHER_EXAMPLE_POLL_INTERVAL": "1",
             "TOGETHER_EXAMPLE_OUTPUT_DIR": str(self.work / "output"),
         }
+        if s3 is not None:
+            # Every process gets it: the dag-processor builds the example's ObjectStoragePath at parse.
+            deployment[f"AIRFLOW_CONN_{S3_CONN_ID.upper()}"] = json.dumps(s3.connection())
+            deployment["TOGETHER_EXAMPLE_RESULTS_URL"] = f"s3://{S3_CONN_ID}@{S3_BUCKET}/example"
+        config = self.work / "airflow" / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        shutil.copy(airflow_local_settings.__file__, config / "airflow_local_settings.py")
         return airflow_environment(os.environ, deployment)
 
-    def _airflow_service(self, name: str, *args: str) -> Service:
-        service = Service(name, [str(BIN / "airflow"), *args], env=self.env, log_dir=self.log_dir)
+    def _airflow_service(self, name: str, *args: str, env: dict[str, str] | None = None) -> Service:
+        argv = [str(BIN / "airflow"), *args]
+        service = Service(name, argv, env=env or self.env, log_dir=self.log_dir)
         self.airflow[name] = service.start()
         return service
 
-    def start_worker(self) -> Service:
-        """A Celery worker; each start gets a new node name, as a replacement machine would."""
+    def start_worker(self, queues: tuple[str, ...] = ("default",)) -> Service:
+        """A Celery worker on ``queues``; each start gets a new node name, as a replacement machine would,
+        its own temp dir, as a separate machine has, and records its name as the hostname of its tasks."""
         self._worker_count += 1
         name = f"worker-{self._worker_count}"
+        tmp = self.work / "tmp" / name
+        tmp.mkdir(parents=True)
+        env = {
+            **self.env,
+            "TMPDIR": str(tmp),
+            airflow_local_settings.WORKER_NAME_ENV: self.worker_hostname(name),
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "airflow_local_settings.e2e_hostname",
+        }
         service = self._airflow_service(
             name,
             *("celery", "worker", "--skip-serve-logs", "--without-mingle", "--without-gossip"),
-            *("--celery-hostname", f"e2e-{name}@%h"),
+            *("--celery-hostname", f"{self.worker_hostname(name)}@%h", "--queues", ",".join(queues)),
+            env=env,
         )
+        self.worker_queues[name] = queues
         _wait(f"{name} to be ready", lambda: " ready." in service.log_text(), 120, [service])
         return service
+
+    @staticmethod
+    def worker_hostname(name: str) -> str:
+        """The hostname the tasks a worker ran record (airflow_local_settings.e2e_hostname)."""
+        return f"e2e-{name}"
 
     def _start_triggerer(self, name: str) -> None:
         """Started one at a time, so each triggerer's job id is known (jobs record no pid)."""
@@ -233,8 +290,9 @@ class Stack:
         db = self._start_postgres()
         broker = self._start_redis()
         emulator_url = self._start_emulator()
+        self.s3 = self._start_s3()
         api_port = free_port()
-        self.env = self._airflow_env(db, broker, emulator_url, api_port)
+        self.env = self._airflow_env(db, broker, emulator_url, api_port, self.s3)
         with open(self.log_dir / "db-migrate.log", "wb") as log:
             migrated = subprocess.run(
                 [str(BIN / "airflow"), "db", "migrate"],
@@ -253,7 +311,8 @@ class Stack:
         self.api = AirflowAPI(f"http://127.0.0.1:{api_port}", self.username, self.password)
         _wait("the api-server", self.api.health, 180, [api_server, scheduler, dag_processor])
         self.api.login()
-        self.start_worker()
+        for queues in WORKER_QUEUES:
+            self.start_worker(queues)
         self._start_triggerer("triggerer-1")
         self._start_triggerer("triggerer-2")
 
