@@ -180,6 +180,34 @@ def test_example_dag_end_to_end(airflow_db, together_conn, monkeypatch, tmp_path
     assert "question-1: Emulated answer to: What is the capital of France?" in out
 
 
+def test_example_dag_lands_results_in_s3(airflow_db, together_conn, monkeypatch, tmp_path, task_logs):
+    """TOGETHER_EXAMPLE_RESULTS_URL in S3 (moto's server on loopback): the rows land there and summarize
+    reads them back from there."""
+    for module, why in (("moto.server", "moto[server]"), ("s3fs", "airflow-provider-together[s3]")):
+        pytest.importorskip(module, reason=f"{why} is not installed")
+    pytest.importorskip("airflow.providers.amazon", reason="airflow-provider-together[s3] is not installed")
+    from ..s3_server import S3Server
+
+    with S3Server(log=tmp_path / "moto.log") as s3:
+        s3.create_bucket("example")
+        for name, value in s3.connection_env("example_s3").items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("TOGETHER_EXAMPLE_POLL_INTERVAL", "0.2")
+        monkeypatch.setenv("TOGETHER_EXAMPLE_RESULTS_URL", "s3://example_s3@example/runs")
+        dag = load_dag(airflow_db, "example_together_batch.py", "example_together_batch")
+        dag_run = dag.test()
+        assert state(dag_run) == "success"
+        (key,) = s3.keys("example")
+        rows = [json.loads(line) for line in s3.get("example", key).splitlines()]
+    assert key.startswith("runs/") and key.endswith("/results.jsonl")
+    assert [row["status"] for row in rows] == ["succeeded"] * 6
+    manifest = return_value(dag_run, "batch_results")
+    summary = return_value(dag_run, "summarize")
+    assert manifest["result_uri"] == summary["result_uri"] == f"s3://example_s3@example/{key}"
+    assert summary["counts"] == {"succeeded": 6, "errored": 0, "missing": 0, "total": 6}
+    assert f"read 6 rows from s3://example_s3@example/{key}" in task_logs()
+
+
 def test_example_dag_counts_what_it_reads(airflow_db, together_conn, monkeypatch, tmp_path):
     """summarize counts the rows it reads: rows the store holds that the manifest does not count show."""
     monkeypatch.setenv("TOGETHER_EXAMPLE_POLL_INTERVAL", "0.2")
