@@ -1,7 +1,8 @@
 """`make bench`: every measurement of issue 6 in one run, one table, one JSON file.
 
     python -m benchmarks.run [--out out/bench] [--bench-python .venv-bench/bin/python]
-                             [--only polling,validation,parse,download,api_calls,capacity] [--quick]
+                             [--only polling,validation,parse,download,store_input,api_calls,capacity]
+                             [--quick]
 
 Runs with .venv's python (the provider as users install it); the openai comparisons run with
 ``--bench-python``, the only environment where apache-airflow-providers-openai is installed.
@@ -27,6 +28,7 @@ SECTIONS = {
     "validation": "benchmarks.validation",
     "parse": "benchmarks.parse_cost",
     "download": "benchmarks.download",
+    "store_input": "benchmarks.store_input",
     "api_calls": "benchmarks.api_calls",
     "capacity": "benchmarks.triggerer_capacity",
 }

@@ -1,4 +1,4 @@
-"""A real S3-compatible server on loopback for tests, e2e and benchmarks: moto's server mode in a child process.
+"""A real S3-compatible server on loopback for tests, e2e and benchmarks: moto's server mode, a child process.
 
     with S3Server() as s3:                      # or S3Server(enforce_auth=True): every key is refused (403)
         s3.create_bucket("inputs")
@@ -52,6 +52,7 @@ class S3Server:
         self.log = log
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
+        self._sink: Any = None
 
     @property
     def url(self) -> str:
@@ -63,7 +64,10 @@ class S3Server:
             env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
         else:
             env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)
-        sink: Any = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        sink: Any = subprocess.DEVNULL
+        if self.log is not None:
+            self.log.parent.mkdir(parents=True, exist_ok=True)
+            sink = self._sink = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
         # A free port can be taken by another process before the server binds it: try a few.
         for _attempt in range(5):
             self.port = _free_port()
@@ -75,7 +79,8 @@ class S3Server:
             )
             if self._wait_ready(timeout):
                 return self
-            self.stop()
+            self._end_process()
+        self.stop()
         raise RuntimeError(f"moto's S3 server did not start on 127.0.0.1 (log: {self.log or 'discarded'})")
 
     def _wait_ready(self, timeout: float) -> bool:
@@ -93,6 +98,12 @@ class S3Server:
         return False
 
     def stop(self) -> None:
+        self._end_process()
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            sink.close()
+
+    def _end_process(self) -> None:
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.terminate()

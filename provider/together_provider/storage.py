@@ -47,9 +47,10 @@ PACKAGE_FOR_SCHEME = {
 
 # Big enough that the per-call overhead of a remote write is small, small enough to keep memory flat.
 COPY_CHUNK = 8 * 1024 * 1024
-# A store file's read-ahead buffer: fsspec filesystems default to large ones (s3fs: 50 MB), which
-# would be most of the memory a 100 MB input is allowed.
-READ_BLOCK = 8 * 1024 * 1024
+# A store file's read-ahead block: fsspec filesystems default to large ones (s3fs: 50 MB). A read holds
+# a few copies of one block at its peak (the HTTP body, the cache, the slice handed out), so this is what
+# keeps memory flat; smaller blocks only add round trips (benchmarks/README.md, item 13).
+READ_BLOCK = 4 * 1024 * 1024
 
 # S3's error codes (and their HTTP statuses) for a request the store refused on its merits.
 _DENIED_CODES = frozenset(
