@@ -81,7 +81,8 @@ with DAG(
         seen: Counter[str] = Counter()
         answers, failures = [], []
         with ObjectStoragePath(manifest["result_uri"]).open("r") as rows:
-            for line in rows:
+            # readline, not iteration: Airflow 2.11 wraps the file in an object that is not iterable.
+            for line in iter(rows.readline, ""):
                 row = json.loads(line)
                 seen[row["status"]] += 1
                 if row["status"] == "succeeded":
