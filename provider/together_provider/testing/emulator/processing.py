@@ -220,12 +220,11 @@ def _placeholder(schema: dict, root: dict, depth: int) -> object:
 
 def _array(schema: dict, root: dict, depth: int) -> list:
     prefix = [p for p in schema.get("prefixItems") or () if isinstance(p, dict)]
-    items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
-    min_items = schema.get("minItems") if isinstance(schema.get("minItems"), int) else 0
-    max_items = schema.get("maxItems") if isinstance(schema.get("maxItems"), int) else None
+    items = schema["items"] if isinstance(schema.get("items"), dict) else {}
+    min_items = schema["minItems"] if isinstance(schema.get("minItems"), int) else 0
     count = max(min_items, len(prefix), 0 if depth >= _MAX_DEPTH else 1)
-    if max_items is not None:
-        count = min(count, max_items)
+    if isinstance(schema.get("maxItems"), int):
+        count = min(count, schema["maxItems"])
     return [_placeholder(prefix[i] if i < len(prefix) else items, root, depth + 1) for i in range(count)]
 
 
