@@ -137,7 +137,10 @@ def resolve(value: Any, *, field: str) -> Any:
 def _check_connection(target: Any, url: str, field: str) -> None:
     """A connection named in the URL must exist: the amazon provider, not finding it, logs a warning and
     goes on with boto's default credentials, so the failure would come later and name the wrong cause."""
-    conn_id = getattr(target, "conn_id", None)
+    # 3.x has the attribute; 2.11 keeps it among the storage options only.
+    conn_id = getattr(target, "conn_id", None) or (getattr(target, "storage_options", None) or {}).get(
+        "conn_id"
+    )
     if not conn_id:
         return
     from together_provider._compat import AirflowNotFoundException, BaseHook

@@ -233,7 +233,8 @@ def test_a_bucket_that_does_not_exist_fails_at_once(together_conn, emu, bucket, 
 
 
 @pytest.mark.parametrize("operator", ["submit", "download"])
-def test_a_connection_that_does_not_exist_fails_at_once(together_conn, emu, bucket, operator):
+def test_a_connection_that_does_not_exist_fails_at_once(airflow_db, together_conn, emu, bucket, operator):
+    # airflow_db: past the env vars the lookup reaches the metadata DB, which must exist (Airflow 2).
     target = url(bucket, "in.jsonl", conn="no_such_connection")
     emu.clear_requests_log()
     with pytest.raises(AirflowFailException) as raised:
