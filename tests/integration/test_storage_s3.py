@@ -9,6 +9,7 @@ connection's credentials.
 
 from __future__ import annotations
 
+import importlib
 import json
 import uuid
 
@@ -21,18 +22,18 @@ pytest.importorskip(
     reason="the amazon provider is not installed (pip install 'airflow-provider-together[s3]')",
 )
 
-import requests  # noqa: E402
+import requests
 
-from together_provider import storage  # noqa: E402
-from together_provider._compat import AirflowFailException, ObjectStoragePath  # noqa: E402
-from together_provider.client.errors import IncompleteDownloadError  # noqa: E402
-from together_provider.hooks.together import TogetherHook  # noqa: E402
-from together_provider.hooks.transports import _SizedBody  # noqa: E402
-from together_provider.operators.batch import DownloadBatchFileOperator, SubmitBatchOperator  # noqa: E402
+from together_provider import storage
+from together_provider._compat import AIRFLOW_V_3_0_PLUS, AirflowFailException, ObjectStoragePath
+from together_provider.client.errors import IncompleteDownloadError
+from together_provider.hooks.together import TogetherHook
+from together_provider.hooks.transports import _SizedBody
+from together_provider.operators.batch import DownloadBatchFileOperator, SubmitBatchOperator
 
-from ..conftest import connection_uri_env  # noqa: E402
-from ..helpers import RecordingTI, write_requests  # noqa: E402
-from ..s3_server import S3Server  # noqa: E402
+from ..conftest import connection_uri_env
+from ..helpers import RecordingTI, wait_terminal, write_requests
+from ..s3_server import S3Server
 
 CONN = "s3_test"
 STRICT_CONN = "s3_refused"
@@ -44,11 +45,7 @@ def _forget_filesystems() -> None:
     import s3fs
 
     s3fs.S3FileSystem.clear_instance_cache()
-    from together_provider._compat import AIRFLOW_V_3_0_PLUS
-
     module = "airflow.sdk.io.store" if AIRFLOW_V_3_0_PLUS else "airflow.io.store"
-    import importlib
-
     cache = getattr(importlib.import_module(module), "_STORE_CACHE", None)
     if isinstance(cache, dict):
         cache.clear()
@@ -276,3 +273,36 @@ def test_a_folder_is_not_an_input(together_conn, emu, s3_server, bucket):
     s3_server.put(bucket, "day/one.jsonl", b"{}\n")
     with pytest.raises(AirflowFailException, match="this is a folder, not an object"):
         submit(url(bucket, "day"))
+
+
+# ---- results landed in S3 -------------------------------------------------------------------------
+
+
+def test_batch_results_land_in_s3_and_read_back_through_object_storage_path(
+    together_conn, s3_server, bucket, tmp_path
+):
+    from together_provider.operators.results import BatchResultsOperator
+
+    hook = TogetherHook()
+    src = write_requests(
+        tmp_path / "in.jsonl",
+        n=2,
+        extra_lines=[
+            {
+                "custom_id": "gone",
+                "body": {"model": "emulator/request-missing", "messages": [{"role": "user"}]},
+            }
+        ],
+    )
+    batch = wait_terminal(hook, hook.create_batch(hook.upload_file(src).id).id)
+    target = url(bucket, "x/results.jsonl")
+    manifest = BatchResultsOperator(task_id="results", batch_id=batch.id, result_path=target).execute(
+        {"ti": RecordingTI()}
+    )
+    assert manifest["result_uri"] == target
+    assert manifest["counts"] == {"succeeded": 2, "errored": 0, "missing": 1, "total": 3}
+    with ObjectStoragePath(manifest["result_uri"]).open("r") as rows:
+        # read(), not iteration: 2.11's handle (airflow.io.path.TrackingFileWrapper) has no __iter__.
+        landed = {row["custom_id"]: row["status"] for row in map(json.loads, rows.read().splitlines())}
+    assert landed == {"r0": "succeeded", "r1": "succeeded", "gone": "missing"}
+    assert s3_server.keys(bucket) == ["x/results.jsonl"], "no temporary key left beside the results"
