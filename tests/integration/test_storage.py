@@ -152,7 +152,12 @@ def test_submit_from_a_local_url_or_object_storage_path(together_conn, emu, tmp_
 
 def test_submit_from_a_store_uploads_the_object_under_its_name(together_conn, emu, memory_store, tmp_path):
     fs, folder = memory_store
-    content = write_requests(tmp_path / "in.jsonl", n=3).read_bytes()
+    # Content no other test uploads: the emulator reuses a file of the same SHA-256 under its old name.
+    unique = {
+        "custom_id": uuid.uuid4().hex,
+        "body": {"model": "m", "messages": [{"role": "user", "content": "x"}]},
+    }
+    content = write_requests(tmp_path / "in.jsonl", n=3, extra_lines=[unique]).read_bytes()
     fs.pipe_file(f"{folder}/inputs/requests.jsonl", content)
     batch = TogetherHook().get_batch(submit(f"memory://{folder}/inputs/requests.jsonl"))
     assert emu.file_path(batch.input_file_id).read_bytes() == content
