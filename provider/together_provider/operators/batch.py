@@ -62,6 +62,27 @@ class _TogetherOperator(BaseOperator):
 
         return TogetherHook(together_conn_id=self.together_conn_id)
 
+    def record_lineage(self, **fields: Any) -> None:
+        """Note what this task read and wrote (see :class:`together_provider.lineage.TaskLineage`)."""
+        from together_provider.lineage import TaskLineage, api_host
+
+        try:
+            host = api_host(self.hook.settings.base_url)
+        except Exception:  # lineage never fails a task; the default host names the dataset then
+            self._lineage = TaskLineage(**fields)
+            return
+        self._lineage = TaskLineage(api_host=host, **fields)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage's inputs, outputs and run facet for this task; only the OpenLineage provider calls
+        this, so only then is OpenLineage imported."""
+        from together_provider.lineage import operator_lineage
+
+        return operator_lineage(getattr(self, "_lineage", None))
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        return self.get_openlineage_facets_on_complete(task_instance)
+
 
 class _OneBatchOperator(_TogetherOperator):
     template_fields: Sequence[str] = ("batch_id", "together_conn_id")
@@ -150,7 +171,9 @@ class DownloadBatchFileOperator(_TogetherOperator):
         from together_provider import storage
 
         with self.task_errors():
-            return storage.download(self.hook, file_id, self.path)
+            where = storage.download(self.hook, file_id, self.path)
+        self.record_lineage(input_file_ids=[file_id], output_locations=[where])
+        return where
 
 
 class SubmitBatchOperator(_TogetherOperator):
@@ -266,6 +289,7 @@ class SubmitBatchOperator(_TogetherOperator):
                 summary.bytes,
                 sorted(summary.models),
             )
+            self._input_models = sorted(summary.models)
             name = resubmission.upload_name(
                 summary.path, resubmission.run_key_from_context(context), summary.sha256
             )
@@ -335,6 +359,7 @@ class SubmitBatchOperator(_TogetherOperator):
         with self.task_errors():
             batch = self._submit_or_reuse(context)
         self._batch_id = batch.id
+        self._record_submit_lineage(batch.id, batch.raw_status, batch.input_file_id)
         context["ti"].xcom_push(key="batch_id", value=batch.id)
         push_batch_url(context, self.hook, batch.id)
         if self.wait_for_completion:
@@ -350,7 +375,13 @@ class SubmitBatchOperator(_TogetherOperator):
         return BatchWait.of(self)
 
     def _finish(self, context: Context, event: dict[str, Any]) -> None:
-        finish_wait(context, event, fail_on_request_errors=self.fail_on_request_errors, log=self.log)
+        result = finish_wait(context, event, fail_on_request_errors=self.fail_on_request_errors, log=self.log)
+        lineage = getattr(self, "_lineage", None)
+        if lineage is not None:
+            lineage.output_file_ids += [
+                fid for fid in (result.get("output_file_id"), result.get("error_file_id")) if fid
+            ]
+            lineage.status = result.get("status") or lineage.status
 
     def on_kill(self) -> None:
         """The task was killed while this worker ran it (marked failed, timed out): cancel the batch it
@@ -358,6 +389,23 @@ class SubmitBatchOperator(_TogetherOperator):
         if self.cancel_on_kill and self._batch_id:
             cancel_quietly(self.hook, self._batch_id, self.log)
 
+    def _record_submit_lineage(self, batch_id: str, status: str | None, input_file_id: str | None) -> None:
+        """The input read (a path or URL, or the Together file given) and the Together file it became;
+        a wait adds the batch's output and error files (:meth:`_finish`)."""
+        given = clean_id(self.input_file_id)
+        self.record_lineage(
+            input_locations=[] if given else [str(self.input_file_path)],
+            input_file_ids=[given] if given else [],
+            output_file_ids=[input_file_id] if input_file_id and not given else [],
+            batch_id=batch_id,
+            status=status,
+            endpoint=self.endpoint,
+            models=getattr(self, "_input_models", None) or ([self.model_id] if self.model_id else []),
+        )
+
     def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
+        # A fresh operator resumes here: what execute noted is gone. The event names the batch and its
+        # result files, not the Together input file, so lineage after a deferral leaves that one out.
+        self._record_submit_lineage(str(event.get("batch_id")), None, None)
         self._finish(context, event)
         return str(event["batch_id"])

@@ -83,6 +83,17 @@ class BatchResultsOperator(_TogetherOperator):
             batch = self.hook.get_batch(batch_id)
             push_batch_url(context, self.hook, batch.id)
             manifest = self._land(batch)
+        self.record_lineage(
+            input_file_ids=[
+                fid for fid in (batch.input_file_id, batch.output_file_id, batch.error_file_id) if fid
+            ],
+            output_locations=[manifest["result_uri"]],
+            batch_id=batch.id,
+            status=manifest["status"],
+            endpoint=batch.endpoint,
+            models=[batch.model_id] if batch.model_id else [],
+            counts=manifest["counts"],
+        )
         xcom_push(context["ti"], XCOM_MANIFEST, manifest)
         counts, usage = manifest["counts"], manifest["usage"]
         self.log.info(
