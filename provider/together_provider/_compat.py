@@ -49,6 +49,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "BaseSensorOperator": (_SDK, "BaseSensorOperator"),
     "BaseTrigger": ("airflow.triggers.base", "BaseTrigger"),
     "HttpHook": ("airflow.providers.http.hooks.http", "HttpHook"),
+    # Only the OpenLineage provider's own calls reach this (together_provider.lineage).
+    "OperatorLineage": ("airflow.providers.openlineage.extractors", "OperatorLineage"),
     # airflow.sdk.ObjectStoragePath on 3.x, airflow.io.path's on 2.11; only file-moving tasks need it.
     "ObjectStoragePath": (_SDK, "ObjectStoragePath"),
     "PokeReturnValue": (_SDK, "PokeReturnValue"),
