@@ -21,7 +21,7 @@ help:
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,lint,s3]"
+	$(BIN)/python -m pip install --quiet -e ".[test,lint,s3,openlineage]"
 	touch $(STAMP)
 
 venv: $(STAMP)
