@@ -141,3 +141,16 @@ def test_a_lost_create_answer_is_re_attached_on_the_retry_not_paid_twice(run, em
     assert manifest["batch_id"] == batch.id and manifest["counts"] == counts(succeeded=3)
     assert [row["output"] for row in rows_at(manifest["result_uri"])] == [SENTIMENT] * 3
     assert "Recovered orphaned batch" in task_logs()
+
+
+def test_the_example_dag(airflow_db, together_conn, fast_clock, monkeypatch, tmp_path, task_logs):
+    monkeypatch.setenv("TOGETHER_EXAMPLE_RESULTS_URL", tmp_path.as_uri())
+    dag_run = load_dag(airflow_db, "example_together_llm_batch.py", "example_together_llm_batch").test()
+    tis = {ti.task_id: state(ti) for ti in dag_run.get_task_instances()}
+    assert tis == {"classify_reviews": "success", "tally": "success"}
+    manifest = return_value(dag_run, "classify_reviews")
+    assert manifest["counts"] == counts(succeeded=3) and manifest["result_uri"].startswith(tmp_path.as_uri())
+    assert return_value(dag_run, "tally") == {"labels": {"positive": 3}, "counts": manifest["counts"]}
+    rows = rows_at(manifest["result_uri"])
+    assert [row["output"] for row in rows] == [{"label": "positive", "summary": "string"}] * 3
+    assert f"Together batch {manifest['batch_id']}: {{'positive': 3}}" in task_logs()
