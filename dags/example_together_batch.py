@@ -15,8 +15,8 @@ from another task's local disk.
 ``TOGETHER_EXAMPLE_RESULTS_URL`` is any URL Airflow's ``ObjectStoragePath`` understands; the default is
 ``file://`` under the temp dir, which needs nothing installed but holds only where every task runs on one
 machine. For S3, install ``airflow-provider-together[s3]`` and set e.g.
-``s3://aws_default@my-bucket/together-batches`` (the part before ``@`` is an Airflow AWS connection; it
-is looked up when this file is parsed, as ``ObjectStoragePath`` builds its filesystem then).
+``s3://aws_default@my-bucket/together-batches`` (the part before ``@`` is an Airflow AWS connection,
+looked up when ``batch_results`` runs, never when this file is parsed).
 
 Uses the ``together_default`` connection (password: your API key). ``make demo`` runs this DAG against
 the bundled emulator, no key needed.
@@ -40,12 +40,12 @@ from together_provider.sensors.batch import BatchCompletionSensor
 INPUT_FILE = Path(__file__).parent / "data" / "chat_requests.jsonl"
 # Together suggests polling every 30-60 s; the demo polls faster against its emulator.
 POLL_INTERVAL = float(os.environ.get("TOGETHER_EXAMPLE_POLL_INTERVAL", "30"))
-RESULTS_ROOT = ObjectStoragePath(
-    os.environ.get(
-        "TOGETHER_EXAMPLE_RESULTS_URL",
-        "file://" + os.path.join(tempfile.gettempdir(), "together-batches"),
-    )
-)
+# A URL, not an ObjectStoragePath: BatchResultsOperator builds the path when the task runs, so parsing
+# this file looks up no connection (an ObjectStoragePath builds its filesystem, and so reads the
+# connection before '@', as soon as it is made).
+RESULTS_URL = os.environ.get(
+    "TOGETHER_EXAMPLE_RESULTS_URL", "file://" + os.path.join(tempfile.gettempdir(), "together-batches")
+).rstrip("/")
 # Run ids hold ':' and '+', which some stores and URL parsers treat specially.
 RUN_FOLDER = "{{ dag_run.run_id | replace(':', '_') | replace('+', '_') }}"
 
@@ -72,7 +72,7 @@ with DAG(
     batch_results = BatchResultsOperator(
         task_id="batch_results",
         batch_id=submit_batch.output,
-        result_path=RESULTS_ROOT / RUN_FOLDER / "results.jsonl",
+        result_path=f"{RESULTS_URL}/{RUN_FOLDER}/results.jsonl",
     )
 
     @task
