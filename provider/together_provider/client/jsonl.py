@@ -237,47 +237,74 @@ def _scan(handle: BinaryIO, name: str, size: int, endpoint: str | None) -> tuple
     models: set[str] = set()
     lines = 0
     read = 0
-    passes = (
-        _fast.checker(endpoint, audio=AUDIO_ENDPOINTS, audio_url=is_audio_url) if _fast is not None else None
-    )
+    passes = line_checker(endpoint)
     for block in _blocks(handle, digest):
         read += len(block)
-        quick = passes
-        if quick is not None and not block.isascii():
-            try:
-                block.decode()
-            except UnicodeDecodeError:
-                # json accepts UTF-8-encoded surrogates, strict decoding does not: json decides.
-                quick = None
-        view = memoryview(block)
-        start = 0
-        while start < len(block):
-            end = block.find(b"\n", start) + 1 or len(block)
-            lines += 1
-            if end - start > MAX_LINE_BYTES:
-                raise InputFileError(
-                    f"line is over the {MAX_LINE_BYTES:,}-byte limit for one request",
-                    path=name,
-                    line=lines,
-                )
-            if lines > MAX_LINES:
-                raise InputFileError(
-                    f"more than {MAX_LINES:,} requests; the Batch API takes at most {MAX_LINES:,} "
-                    "per batch, split the file",
-                    path=name,
-                    line=lines,
-                )
-            found = quick(view[start:end]) if quick is not None else None
-            if found is None or len(found[0]) > MAX_CUSTOM_ID_CHARS or found[0] in seen:
-                models.add(_check_line(block[start:end], lines, name, endpoint, seen))
-            else:
-                seen.add(found[0])
-                models.add(found[1])
-            start = end
+        lines = check_block(block, lines, name, endpoint, seen, models, passes, max_lines=MAX_LINES)
     summary = InputFileSummary(
         path=name, lines=lines, bytes=size, sha256=digest.hexdigest(), models=frozenset(models)
     )
     return summary, read
+
+
+def line_checker(endpoint: str | None) -> Any:
+    """msgspec's quick pass for ``endpoint``, or None where msgspec is absent (see :func:`check_block`)."""
+    if _fast is None:
+        return None
+    return _fast.checker(endpoint, audio=AUDIO_ENDPOINTS, audio_url=is_audio_url)
+
+
+def check_block(
+    block: bytes,
+    lines: int,
+    name: str,
+    endpoint: str | None,
+    seen: set[str],
+    models: set[str],
+    passes: Any,
+    *,
+    max_lines: int | None,
+    ends: list[int] | None = None,
+) -> int:
+    """Every rule on each line of ``block`` (whole lines, as :func:`_blocks` gives them), the lines
+    before it numbering ``lines``; returns the new count. ``seen`` and ``models`` grow with the ids
+    and models met. ``max_lines=None`` lifts the per-file line limit (a file about to be split);
+    ``ends``, when given, receives each line's end offset within the block."""
+    quick = passes
+    if quick is not None and not block.isascii():
+        try:
+            block.decode()
+        except UnicodeDecodeError:
+            # json accepts UTF-8-encoded surrogates, strict decoding does not: json decides.
+            quick = None
+    view = memoryview(block)
+    start = 0
+    while start < len(block):
+        end = block.find(b"\n", start) + 1 or len(block)
+        lines += 1
+        if end - start > MAX_LINE_BYTES:
+            raise InputFileError(
+                f"line is over the {MAX_LINE_BYTES:,}-byte limit for one request",
+                path=name,
+                line=lines,
+            )
+        if max_lines is not None and lines > max_lines:
+            raise InputFileError(
+                f"more than {MAX_LINES:,} requests; the Batch API takes at most {MAX_LINES:,} "
+                "per batch, split the file",
+                path=name,
+                line=lines,
+            )
+        found = quick(view[start:end]) if quick is not None else None
+        if found is None or len(found[0]) > MAX_CUSTOM_ID_CHARS or found[0] in seen:
+            models.add(_check_line(block[start:end], lines, name, endpoint, seen))
+        else:
+            seen.add(found[0])
+            models.add(found[1])
+        if ends is not None:
+            ends.append(end)
+        start = end
+    return lines
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:
