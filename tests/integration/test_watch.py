@@ -16,6 +16,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -23,10 +24,10 @@ from together_provider._compat import AIRFLOW_V_3_3_PLUS, EVENT_DRIVEN_SCHEDULIN
 from together_provider.hooks import loop_share
 from together_provider.hooks.together import TogetherHook
 
-from ..conftest import TEST_KEY
+from ..conftest import _DAGS, TEST_KEY
 from ..helpers import VirtualTime, wait_terminal
 
-pytestmark = pytest.mark.skipif(
+needs_event_scheduling = pytest.mark.skipif(
     not EVENT_DRIVEN_SCHEDULING,
     reason="event-driven scheduling needs Airflow 3.0+ (tests/unit covers the error)",
 )
@@ -292,6 +293,7 @@ def test_watchers_on_one_connection_share_one_poll(make_batch, prefix, emu):
     assert len(emu.requests_log(method="GET", path="/v1/batches")) == polls
 
 
+@needs_event_scheduling
 def test_its_own_poll_without_a_store_is_best_effort_in_memory(make_batch, prefix, emu):
     """Airflow 3.0-3.2 run the trigger's own poll, with no state store: each batch once per triggerer
     life; a restart starts afresh, and since= replays (events carry batch_id and completed_at for a
@@ -323,6 +325,7 @@ def test_its_own_poll_without_a_store_is_best_effort_in_memory(make_batch, prefi
     assert replayed["batch_id"] == batch.id and replayed["completed_at"]
 
 
+@needs_event_scheduling
 def test_serialized_kwargs_rebuild_it_and_hold_no_key(together_conn):
     from together_provider.triggers.watch import BatchFinishedTrigger
 
@@ -344,3 +347,57 @@ def test_serialized_kwargs_rebuild_it_and_hold_no_key(together_conn):
     assert TEST_KEY not in json.dumps(kwargs) and TEST_KEY not in repr(trigger)
     # The identity Airflow gives an event trigger is stable across a parse and a rebuild.
     assert BatchFinishedTrigger.hash(path, kwargs) == BatchFinishedTrigger.hash(*again.serialize())
+
+
+def example_module():
+    import importlib.util
+
+    path = _DAGS / "example_together_batch_watcher.py"
+    spec = importlib.util.spec_from_file_location("bundle_example_together_batch_watcher", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_example_dag_watches_the_asset_and_reports_each_batch(capsys):
+    module = example_module()
+    if not EVENT_DRIVEN_SCHEDULING:
+        assert not hasattr(module, "dag")  # Airflow 2: the file parses and defines no DAG
+        return
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from together_provider.triggers.watch import BatchFinishedTrigger
+
+    dag = module.dag
+    (watcher_,) = module.batches_finished.watchers
+    assert isinstance(watcher_.trigger, BatchFinishedTrigger)
+    assert dag.is_paused_upon_creation is True  # the watcher polls only once someone unpauses it
+    serialized = json.dumps(DagSerialization.to_dict(dag))
+    assert "together_provider.triggers.watch.BatchFinishedTrigger" in serialized
+    # What the run's task sees: one asset event per finished batch, the batch in extra["payload"].
+    events = [
+        SimpleNamespace(extra={"from_trigger": True, "payload": payload})
+        for payload in (
+            {
+                "batch_id": "b-1",
+                "status": "COMPLETED",
+                "output_file_id": "file-out-1",
+                "input_file_name": "a",
+                "completed_at": "2026-03-01T12:00:00+00:00",
+            },
+            {
+                "batch_id": "b-2",
+                "status": "COMPLETED",
+                "output_file_id": "file-out-2",
+                "input_file_name": "b",
+                "completed_at": "2026-03-01T12:00:01+00:00",
+            },
+        )
+    ]
+    task = dag.get_task("report_batch")
+    assert task.python_callable(triggering_asset_events={module.batches_finished: events}) == [
+        "file-out-1",
+        "file-out-2",
+    ]
+    out = capsys.readouterr().out
+    assert "Together batch b-1 (a) finished COMPLETED" in out and "output file file-out-2" in out
