@@ -18,13 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from together_provider import resubmission
-from together_provider._compat import mask_secret
-from together_provider.client import jsonl
-from together_provider.client import results as records
-from together_provider.client.models import BatchJob, BatchStatus
-from together_provider.client.settings import ConnectionSettings
-from together_provider.common_ai import lines
-from together_provider.common_ai._compat import (
+from together_provider._compat import (
     BatchAdapter,
     BatchRequest,
     BatchState,
@@ -32,7 +26,13 @@ from together_provider.common_ai._compat import (
     OutputSpec,
     RawResultItem,
     SubmitResult,
+    mask_secret,
 )
+from together_provider.client import jsonl
+from together_provider.client import results as records
+from together_provider.client.models import BatchJob, BatchStatus
+from together_provider.client.settings import ConnectionSettings
+from together_provider.common_ai import lines
 from together_provider.hooks.together import TogetherHook
 
 log = logging.getLogger(__name__)

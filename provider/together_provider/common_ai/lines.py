@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from together_provider._compat import BatchRequest, LLMBatchLimitExceededError, OutputSpec
 from together_provider.client.jsonl import MAX_FILE_BYTES, MAX_LINE_BYTES, MAX_LINES
-from together_provider.common_ai._compat import BatchRequest, LLMBatchLimitExceededError, OutputSpec
 
 ENDPOINT = "/v1/chat/completions"
 # The remedy every limit error ends with: common.ai maps one task instance to one batch.
