@@ -200,9 +200,16 @@ def finish_wait(
     FAILED, EXPIRED and CANCELLED fail without retries: the batch is final, so a task retry could not
     change it. The file ids are pushed first, since partial results of a failed batch stay available
     (and billed). With ``soft_fail`` every failure that is not worth a retry skips with the same words.
+    An event of a wait on several batches (it has ``batch_ids``) goes to ``list_wait.finish_list_wait``.
     """
     if not isinstance(event, dict) or "status" not in event:
         raise AirflowException(f"the batch wait ended with an event this provider cannot read: {event!r}")
+    if "batch_ids" in event:
+        from together_provider.list_wait import finish_list_wait
+
+        return finish_list_wait(
+            context, event, fail_on_request_errors=fail_on_request_errors, soft_fail=soft_fail, log=log
+        )
     status = str(event["status"])
     batch_id = event.get("batch_id")
     if status == EVENT_TIMEOUT:

@@ -9,10 +9,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from together_provider.links import XCOM_BATCH_URL, batch_url
 from together_provider.outcome import WaitTracker
+
+if TYPE_CHECKING:
+    from together_provider.list_wait import ListTracker
 
 # Together asks users to wait 72 h before reporting a stuck batch: a shorter default would fail
 # batches that are merely slow.
@@ -82,6 +85,8 @@ class BatchWait:
     max_consecutive_failures: int = 5
     adaptive_polling: bool = True
     cancel_on_kill: bool = False
+    # A list wait only: cancel the batches still running once one ends FAILED, EXPIRED or CANCELLED.
+    cancel_rest_on_failure: bool = False
 
     @classmethod
     def of(cls, task: Any) -> BatchWait:
@@ -93,6 +98,7 @@ class BatchWait:
             max_consecutive_failures=task.max_consecutive_failures,
             adaptive_polling=task.adaptive_polling,
             cancel_on_kill=task.cancel_on_kill,
+            cancel_rest_on_failure=bool(getattr(task, "cancel_rest_on_failure", False)),
         )
 
     def tracker(self, batch_id: str, deadline: float | None) -> WaitTracker:
@@ -104,10 +110,44 @@ class BatchWait:
             adaptive=self.adaptive_polling,
         )
 
-    def defer(self, task: Any, batch_id: str, *, clock: Callable[[], float] = time.time) -> NoReturn:
-        """Hand the wait to the triggerer; the task resumes in its ``execute_complete``."""
-        from together_provider.triggers.batch import BatchStatusTrigger
+    def list_tracker(
+        self, batch_ids: list[str], deadline: float | None, *, max_consecutive_failures: int | None = None
+    ) -> ListTracker:
+        from together_provider.list_wait import ListTracker
 
+        return ListTracker(
+            batch_ids,
+            self.poll_interval,
+            deadline=deadline,
+            max_consecutive_failures=self.max_consecutive_failures
+            if max_consecutive_failures is None
+            else max_consecutive_failures,
+            adaptive=self.adaptive_polling,
+        )
+
+    def defer(
+        self, task: Any, batch_id: str | list[str], *, clock: Callable[[], float] = time.time
+    ) -> NoReturn:
+        """Hand the wait to the triggerer; the task resumes in its ``execute_complete``. A list of ids
+        defers to one trigger that polls them all."""
+        from together_provider.triggers.batch import BatchListStatusTrigger, BatchStatusTrigger
+
+        if isinstance(batch_id, list):
+            task.defer(
+                trigger=BatchListStatusTrigger(
+                    batch_ids=batch_id,
+                    together_conn_id=self.together_conn_id,
+                    poll_interval=self.poll_interval,
+                    deadline=clock() + self.timeout,
+                    max_consecutive_failures=self.max_consecutive_failures,
+                    cancel_on_kill=self.cancel_on_kill,
+                    cancel_rest_on_failure=self.cancel_rest_on_failure,
+                    adaptive_polling=self.adaptive_polling,
+                ),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=self.timeout),
+            )
+            raise AssertionError("defer() returned")  # pragma: no cover - defer always raises
         task.defer(
             trigger=BatchStatusTrigger(
                 batch_id=batch_id,
@@ -146,16 +186,60 @@ class BatchWait:
         log.info(progress_line(batch))
         return tracker.answered(batch, now)
 
+    def poll_list(
+        self, hook: Any, tracker: ListTracker, log: Any, now: float, *, due_only: bool = False
+    ) -> dict[str, Any] | None:
+        """One round on the worker over the batches still running (only those due with ``due_only``):
+        the event that ends the wait, or None while it goes on. Once one batch has failed, the rest are
+        cancelled when ``cancel_rest_on_failure`` says so, before the event is made."""
+        from together_provider.client.errors import TogetherError
+
+        event = None
+        for batch_id in tracker.due_ids(now if due_only else None):
+            try:
+                batch = hook.get_batch(batch_id)
+            except TogetherError as exc:
+                event = tracker.failed(batch_id, exc, now)
+                failures = tracker.trackers[batch_id]
+                if event is None:
+                    log.warning(
+                        "Polling Together batch %s failed (%d of %d allowed in a row): %s",
+                        batch_id,
+                        failures.failures,
+                        failures.max_failures,
+                        failures.last_error,
+                    )
+            else:
+                log.info(progress_line(batch))
+                event = tracker.answered(batch, now)
+            if event is not None:
+                break
+        if event is None:
+            return None
+        for batch_id in tracker.to_cancel(self.cancel_rest_on_failure):
+            try:
+                tracker.was_cancelled(hook.cancel_batch(batch_id))
+            except (TogetherError, ValueError) as exc:
+                log.warning("Could not cancel Together batch %s: %s", batch_id, exc)
+        return tracker.event()
+
     def run_on_worker(
         self,
         hook: Any,
-        batch_id: str,
+        batch_id: str | list[str],
         log: Any,
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Any] = time.sleep,
     ) -> dict[str, Any]:
         """Wait holding the worker slot (``deferrable=False``); returns the event that ended it."""
+        if isinstance(batch_id, list):
+            many = self.list_tracker(batch_id, clock() + self.timeout)
+            while True:
+                event = many.before_poll(clock()) or self.poll_list(hook, many, log, clock(), due_only=True)
+                if event is not None:
+                    return event
+                sleep(many.next_sleep(clock()))
         tracker = self.tracker(batch_id, clock() + self.timeout)
         while True:
             event = tracker.before_poll(clock()) or self.poll(hook, batch_id, tracker, log, clock())

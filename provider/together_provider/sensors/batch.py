@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from together_provider._compat import BaseSensorOperator, Context
 from together_provider.client.polling import checked_poll_interval
 from together_provider.links import TogetherBatchLink
+from together_provider.list_wait import batch_ids_of
 from together_provider.outcome import WaitTracker, finish_wait, task_errors
 from together_provider.waiting import (
     MIN_DEFAULT_TIMEOUT,
@@ -17,11 +18,11 @@ from together_provider.waiting import (
     default_deferrable,
     default_timeout,
     push_batch_url,
-    require_id,
 )
 
 if TYPE_CHECKING:
     from together_provider.hooks.together import TogetherHook
+    from together_provider.list_wait import ListTracker
 
 
 class BatchCompletionSensor(BaseSensorOperator):
@@ -35,7 +36,15 @@ class BatchCompletionSensor(BaseSensorOperator):
 
     The sensor checks once before deferring, so an already finished batch never defers.
 
-    :param batch_id: the batch to wait for (templated), e.g. ``"{{ ti.xcom_pull('submit') }}"``.
+    ``batch_id`` may be a list of ids (e.g. what ``SubmitBatchOperator(split=True)`` returns), or a
+    string that reads as one (a JSON list, or the Python list Jinja renders an XCom list as): then one
+    trigger polls them all. The wait succeeds when every batch is COMPLETED and fails without retries
+    as soon as one ends FAILED, EXPIRED or CANCELLED, naming it. The XCom keys are then ``batch_ids``,
+    ``statuses``, ``output_file_ids`` and ``error_file_ids``, lists in the order given, and the same dict
+    is returned. With one id as a string everything is as described above.
+
+    :param batch_id: the batch to wait for (templated), e.g. ``"{{ ti.xcom_pull('submit') }}"``, or a
+        list of batches to wait for in one task.
     :param together_conn_id: the Airflow connection with the Together API key.
     :param poll_interval: seconds between status checks; Together suggests 30-60.
     :param deferrable: wait in the triggerer (no worker slot held). With False, the sensor pokes in
@@ -49,7 +58,10 @@ class BatchCompletionSensor(BaseSensorOperator):
     :param adaptive_polling: while deferred, poll sooner when the batch's progress rate says it is
         about to finish and later when far from it (between 1/4 and 2x ``poll_interval``).
     :param cancel_on_kill: cancel the batch when this task is killed or marked failed, also while
-        deferred. Off by default: a sensor usually waits on a batch it does not own.
+        deferred. Off by default: a sensor usually waits on a batch it does not own. A list wait cancels
+        every batch of the list.
+    :param cancel_rest_on_failure: a list wait only: once one batch ends FAILED, EXPIRED or CANCELLED,
+        cancel the others still running. Off by default, for the same reason.
     :param timeout: how long to wait in all, in seconds. Defaults to Airflow's sensor default but
         never less than 72 hours, since Together batches can run past their 24 h window.
     """
@@ -61,7 +73,7 @@ class BatchCompletionSensor(BaseSensorOperator):
     def __init__(
         self,
         *,
-        batch_id: str,
+        batch_id: str | list[str],
         together_conn_id: str = "together_default",
         poll_interval: float = 60.0,
         deferrable: bool | None = None,
@@ -69,6 +81,7 @@ class BatchCompletionSensor(BaseSensorOperator):
         max_consecutive_failures: int = 5,
         cancel_on_kill: bool = False,
         adaptive_polling: bool = True,
+        cancel_rest_on_failure: bool = False,
         **kwargs: Any,
     ) -> None:
         poll_interval = checked_poll_interval(poll_interval)
@@ -84,7 +97,8 @@ class BatchCompletionSensor(BaseSensorOperator):
         self.max_consecutive_failures = max_consecutive_failures
         self.cancel_on_kill = cancel_on_kill
         self.adaptive_polling = adaptive_polling
-        self._tracker: WaitTracker | None = None
+        self.cancel_rest_on_failure = cancel_rest_on_failure
+        self._tracker: WaitTracker | ListTracker | None = None
 
     @cached_property
     def hook(self) -> TogetherHook:
@@ -100,14 +114,31 @@ class BatchCompletionSensor(BaseSensorOperator):
         """One poll: the finished outcome (or the failure it means), None while the batch runs. A
         transient failure is counted, up to ``max_consecutive_failures`` polls in a row."""
         with task_errors(soft_fail=self.soft_fail, conn_id=self.together_conn_id):
-            batch_id = require_id(self.batch_id, "batch_id")
+            ids = batch_ids_of(self.batch_id, "batch_id")
+            if isinstance(ids, list):
+                return self._check_list(context, ids)
+            batch_id = ids
             push_batch_url(context, self.hook, batch_id)
             if self._tracker is None:
                 # Poke mode keeps it across pokes; reschedule mode starts each poke afresh, so there
                 # a poll that fails after the client's own retries fails the try.
                 limit = self.max_consecutive_failures if self.mode == "poke" else 1
                 self._tracker = WaitTracker(batch_id, self.poll_interval, max_consecutive_failures=limit)
+            assert isinstance(self._tracker, WaitTracker)
             event = self.wait.poll(self.hook, batch_id, self._tracker, self.log, time.time())
+        return None if event is None else self._finish(context, event)
+
+    def _check_list(self, context: Context, ids: list[str]) -> dict[str, Any] | None:
+        """One round over the batches of a list wait still running, through the same poll code."""
+        from together_provider.list_wait import ListTracker
+
+        if not isinstance(self._tracker, ListTracker):
+            # As for one batch: poke mode keeps the tracker across pokes, reschedule mode does not;
+            # the check before deferring allows two failures, like the single wait's.
+            first = self._tracker is not None
+            limit = 2 if first else self.max_consecutive_failures if self.mode == "poke" else 1
+            self._tracker = self.wait.list_tracker(ids, None, max_consecutive_failures=limit)
+        event = self.wait.poll_list(self.hook, self._tracker, self.log, time.time())
         return None if event is None else self._finish(context, event)
 
     def _finish(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +159,7 @@ class BatchCompletionSensor(BaseSensorOperator):
         outcome = self._check(context)
         if outcome is not None:
             return outcome
-        self.wait.defer(self, require_id(self.batch_id, "batch_id"))
+        self.wait.defer(self, batch_ids_of(self.batch_id, "batch_id"))
 
     def poke(self, context: Context) -> Any:
         from together_provider._compat import PokeReturnValue
@@ -140,7 +171,12 @@ class BatchCompletionSensor(BaseSensorOperator):
         if self.cancel_on_kill:
             from together_provider.operators.batch import cancel_quietly
 
-            cancel_quietly(self.hook, str(self.batch_id), self.log)
+            try:
+                ids = batch_ids_of(self.batch_id, "batch_id")
+            except ValueError:
+                return  # nothing valid was ever waited on
+            for batch_id in [ids] if isinstance(ids, str) else ids:
+                cancel_quietly(self.hook, batch_id, self.log)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         return self._finish(context, event)

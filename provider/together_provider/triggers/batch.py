@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from together_provider._compat import AIRFLOW_V_3_3_PLUS, BaseTrigger, TriggerEvent, task_instance_state
 from together_provider.client.cancel import describe as describe_cancel
@@ -13,6 +13,9 @@ from together_provider.client.errors import TogetherError
 from together_provider.client.models import BatchJob
 from together_provider.client.polling import checked_poll_interval
 from together_provider.outcome import EVENT_ERROR, WaitTracker, batch_event, ended_event
+
+if TYPE_CHECKING:
+    from together_provider.list_wait import ListTracker
 
 DEFAULT_POLL_INTERVAL = 60.0
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
@@ -23,7 +26,7 @@ SHARE_FRACTION = 0.25
 # logging every unchanged poll would cost the loop more than the polls and bury the task log.
 QUIET_LOG_SECONDS = 600.0
 
-__all__ = ["BatchStatusTrigger", "batch_event"]
+__all__ = ["BatchListStatusTrigger", "BatchStatusTrigger", "batch_event"]
 
 
 def _progress_line(batch: BatchJob, tracker: WaitTracker, now: float) -> str:
@@ -197,6 +200,190 @@ class BatchStatusTrigger(BaseTrigger):
     async def cleanup(self) -> None:
         """Before Airflow 3.3 there is no ``on_kill``: cleanup runs on every exit, restarts included, so
         cancel only when the task instance is no longer deferred (a user acted on it)."""
+        await super().cleanup()
+        if not self.cancel_on_kill or AIRFLOW_V_3_3_PLUS:
+            return
+        state = await task_instance_state(self.task_instance)
+        if state is not None and state not in ("deferred", "running", "scheduled", "queued"):
+            await self._cancel()
+
+
+class BatchListStatusTrigger(BaseTrigger):
+    """Polls several batches until all are COMPLETED, one ends FAILED, EXPIRED or CANCELLED, the deadline
+    passes, or polling one keeps failing; yields exactly one event (see ``list_wait.ListTracker.event``)
+    and returns.
+
+    Each batch is polled at its own cadence, as a :class:`BatchStatusTrigger` on it would be, through the
+    loop's share: waits on the same batch share one answer, and every poll spends the connection's
+    request budget. A batch that has finished is not polled again.
+
+    :param batch_ids: the Together batches to wait for, in the order their lists are reported.
+    :param cancel_rest_on_failure: once one batch ends FAILED, EXPIRED or CANCELLED, cancel the others
+        still running before the event is sent (their statuses in it are the cancels' answers).
+    :param cancel_on_kill: cancel every batch of the list when a user kills the deferred task.
+
+    The other parameters are :class:`BatchStatusTrigger`'s.
+    """
+
+    def __init__(
+        self,
+        *,
+        batch_ids: list[str],
+        together_conn_id: str = "together_default",
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        deadline: float | None = None,
+        max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        cancel_on_kill: bool = False,
+        cancel_rest_on_failure: bool = False,
+        adaptive_polling: bool = True,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[Any]] | None = None,
+    ) -> None:
+        from together_provider.list_wait import batch_ids_of
+
+        super().__init__()
+        self._clock = clock or time.time
+        self._sleep = sleep or asyncio.sleep
+        ids = batch_ids_of(list(batch_ids) if isinstance(batch_ids, tuple) else batch_ids, "batch_ids")
+        self.batch_ids = [ids] if isinstance(ids, str) else ids
+        self.together_conn_id = together_conn_id
+        self.poll_interval = checked_poll_interval(poll_interval)
+        self.deadline = None if deadline is None else float(deadline)
+        self.max_consecutive_failures = int(max_consecutive_failures)
+        self.cancel_on_kill = bool(cancel_on_kill)
+        self.cancel_rest_on_failure = bool(cancel_rest_on_failure)
+        self.adaptive_polling = bool(adaptive_polling)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "batch_ids": list(self.batch_ids),
+                "together_conn_id": self.together_conn_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "max_consecutive_failures": self.max_consecutive_failures,
+                "cancel_on_kill": self.cancel_on_kill,
+                "cancel_rest_on_failure": self.cancel_rest_on_failure,
+                "adaptive_polling": self.adaptive_polling,
+            },
+        )
+
+    def _client(self) -> Any:
+        from together_provider.hooks.async_client import AsyncTogetherClient
+
+        return AsyncTogetherClient(self.together_conn_id)
+
+    async def _poll(self, client: Any, batch_id: str) -> tuple[BatchJob | None, float, TogetherError | None]:
+        try:
+            batch, age = await client.get_batch_aged(batch_id, max_age=self.poll_interval * SHARE_FRACTION)
+        except TogetherError as exc:
+            return None, 0.0, exc
+        return batch, age, None
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from together_provider.list_wait import ListTracker
+
+        tracker = ListTracker(
+            self.batch_ids,
+            self.poll_interval,
+            deadline=self.deadline,
+            max_consecutive_failures=self.max_consecutive_failures,
+            adaptive=self.adaptive_polling,
+        )
+        # One small client per batch: each watches its batch in the loop share, so another wait on the
+        # same batch shares its answers; all of them use the loop's one session and budget.
+        clients = {bid: self._client() for bid in self.batch_ids}
+        progress = {bid: _ProgressLog(self.log) for bid in self.batch_ids}
+        try:
+            try:
+                await clients[self.batch_ids[0]].settings()
+                for bid, client in clients.items():
+                    client.watch(bid)
+            except Exception as exc:
+                message = f"connection {self.together_conn_id!r}: {exc}"
+                tracker.end(EVENT_ERROR, None, message)
+                yield TriggerEvent(tracker.event())
+                return
+            while True:
+                event = tracker.before_poll(self._clock())
+                if event is None:
+                    due = tracker.due_ids(self._clock())
+                    answers = await asyncio.gather(
+                        *(self._poll(clients[bid], bid) for bid in due), return_exceptions=True
+                    )
+                    unexpected = [a for a in answers if isinstance(a, BaseException)]
+                    if unexpected:
+                        raise unexpected[0]
+                    now = self._clock()
+                    # Every answer of the round is recorded, so the event reports the latest statuses.
+                    for bid, answer in zip(due, answers, strict=True):
+                        assert not isinstance(answer, BaseException)
+                        batch, age, error = answer
+                        if batch is None:
+                            assert error is not None
+                            got = tracker.failed(bid, error, now)
+                            if got is None:
+                                failures = tracker.trackers[bid]
+                                self.log.warning(
+                                    "Polling Together batch %s failed (%d of %d allowed in a row): %s",
+                                    bid,
+                                    failures.failures,
+                                    failures.max_failures,
+                                    failures.last_error,
+                                )
+                        else:
+                            got = tracker.answered(batch, now, age)
+                            progress[bid].seen(batch, tracker.trackers[bid], now)
+                        event = event or got
+                    del answers
+                if event is not None:
+                    await self._cancel_rest(tracker, clients)
+                    yield TriggerEvent(tracker.event())
+                    return
+                await self._sleep(tracker.next_sleep(self._clock()))
+        finally:
+            for client in clients.values():
+                await client.close()
+
+    async def _cancel_rest(self, tracker: ListTracker, clients: dict[str, Any]) -> None:
+        rest = tracker.to_cancel(self.cancel_rest_on_failure)
+        if not rest:
+            return
+        self.log.info("Cancelling the %d Together batches still running (cancel_rest_on_failure)", len(rest))
+        outcomes = await asyncio.gather(*(clients[bid].cancel(bid) for bid in rest), return_exceptions=True)
+        for bid, outcome in zip(rest, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                self.log.warning("Could not cancel Together batch %s: %s", bid, outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                self.log.info(describe_cancel(outcome))
+                tracker.was_cancelled(outcome.batch)
+
+    async def _cancel(self) -> None:
+        client = self._client()
+        try:
+            outcomes = await asyncio.gather(
+                *(client.cancel(bid) for bid in self.batch_ids), return_exceptions=True
+            )
+            for bid, outcome in zip(self.batch_ids, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    self.log.warning(
+                        "Could not cancel Together batch %s after its task was killed: %s", bid, outcome
+                    )
+                elif not isinstance(outcome, BaseException):
+                    self.log.info("Its task was killed: %s", describe_cancel(outcome))
+        finally:
+            await client.close()
+
+    async def on_kill(self) -> None:
+        """Airflow 3.3+: a user acted on the deferred task (never called on a triggerer restart)."""
+        if self.cancel_on_kill:
+            await self._cancel()
+
+    async def cleanup(self) -> None:
+        """Before Airflow 3.3: as :meth:`BatchStatusTrigger.cleanup`, for every batch of the list."""
         await super().cleanup()
         if not self.cancel_on_kill or AIRFLOW_V_3_3_PLUS:
             return
