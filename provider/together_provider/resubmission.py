@@ -32,10 +32,18 @@ def run_key_from_context(context: Any) -> str:
     return run_key(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))
 
 
-def upload_name(path: str, key: str, sha256: str) -> str:
-    """``<stem>.af-<run key>-<content hash>.jsonl``: readable in a file list, one per task instance."""
+def upload_name(path: str, key: str, sha256: str, part: tuple[int, int] | None = None) -> str:
+    """``<stem>.af-<run key>-<content hash>.jsonl``: readable in a file list, one per task instance.
+
+    :param part: ``(number, total)`` for one part of a split input (``SubmitBatchOperator(split=True)``):
+        ``<stem>.af-<run key>-p003of004-<part's hash>.jsonl``, one per part of the task instance.
+    """
     stem = os.path.basename(path).rsplit(".", 1)[0][:_NAME_STEM_CHARS] or "batch"
-    return f"{stem}.af-{key}-{sha256[:12]}.jsonl"
+    if part is None:
+        return f"{stem}.af-{key}-{sha256[:12]}.jsonl"
+    number, total = part
+    width = max(3, len(str(total)))
+    return f"{stem}.af-{key}-p{number:0{width}d}of{total:0{width}d}-{sha256[:12]}.jsonl"
 
 
 def usable(batch: BatchJob) -> bool:

@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlsplit
 if TYPE_CHECKING:
     from together_provider.client.jsonl import InputFileSummary
     from together_provider.client.requests import UploadBody
+    from together_provider.client.split import Part, SplitPlan
     from together_provider.hooks.together import TogetherHook
 
 LOCAL_SCHEMES = frozenset({"file", "local"})
@@ -247,6 +248,10 @@ class _TranslatedReader:
         with store_errors(self._url, field=self._field):
             return self._handle.read(size)
 
+    def seek(self, offset: int, whence: int = 0) -> int:
+        with store_errors(self._url, field=self._field):
+            return self._handle.seek(offset, whence)
+
     def close(self) -> None:
         self._handle.close()
 
@@ -288,6 +293,79 @@ def upload_content(source: str | StoreInput) -> str | UploadBody:
     from together_provider.client.requests import UploadBody
 
     return UploadBody(open=source.open, size=source.size, name=source.name, location=source.url)
+
+
+def plan_split(
+    source: str | StoreInput, *, endpoint: str | None, max_requests: int, max_bytes: int
+) -> SplitPlan:
+    """Every Batch API rule on the whole input and its cut into parts (see :mod:`.client.split`), in
+    one streamed read of the file or object."""
+    from together_provider.client.errors import InputFileError
+    from together_provider.client.split import plan_split
+
+    if isinstance(source, str):
+        try:
+            size = os.path.getsize(source)
+        except FileNotFoundError:
+            raise InputFileError(
+                "file not found; check the path (it is read on the worker)", path=source
+            ) from None
+        handle: BinaryIO = open(source, "rb")  # noqa: SIM115 - closed by the with below
+        name = source
+    else:
+        handle, size, name = source.open(), source.size, source.url
+    with handle:
+        return plan_split(
+            handle, name=name, size=size, endpoint=endpoint, max_requests=max_requests, max_bytes=max_bytes
+        )
+
+
+def upload_part(source: str | StoreInput, part: Part) -> UploadBody:
+    """What ``TogetherHook.upload_file`` streams for one part: its byte range, read straight from the
+    file or object (seeked to, re-opened per attempt), never copied."""
+    from together_provider.client.requests import UploadBody
+
+    def open_range() -> BinaryIO:
+        handle = open(source, "rb") if isinstance(source, str) else source.open()  # noqa: SIM115
+        try:
+            handle.seek(part.offset)
+        except BaseException:
+            handle.close()
+            raise
+        return cast(BinaryIO, _RangeReader(handle, part.length))
+
+    where = source if isinstance(source, str) else source.url
+    name = os.path.basename(source) if isinstance(source, str) else source.name
+    return UploadBody(
+        open=open_range,
+        size=part.length,
+        name=name,
+        location=f"{where} (part {part.number}, bytes {part.offset:,}-{part.offset + part.length - 1:,})",
+    )
+
+
+class _RangeReader:
+    """At most ``length`` bytes of ``handle`` from where it stands: one part of the input."""
+
+    def __init__(self, handle: Any, length: int) -> None:
+        self._handle = handle
+        self._left = length
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        data = self._handle.read(self._left if size is None or size < 0 else min(size, self._left))
+        self._left -= len(data)
+        return cast(bytes, data)
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> _RangeReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @contextmanager

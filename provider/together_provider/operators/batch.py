@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 DEFAULT_ENDPOINT = "/v1/chat/completions"
 # Renaming this breaks resumption of tasks in flight during an upgrade: their stores hold this key.
 STATE_BATCH_ID = "together_batch_id"
+# split=True: the list of every part's batch, in input order, once all were created.
+STATE_BATCH_IDS = "together_batch_ids"
 
 
 def _task_state_store(context: Any) -> Any:
@@ -45,6 +47,40 @@ def cancel_quietly(hook: Any, batch_id: str, log: Any) -> None:
         hook.cancel_batch(batch_id)
     except (TogetherError, ValueError) as exc:
         log.warning("Could not cancel Together batch %s after the task was killed: %s", batch_id, exc)
+
+
+def _split_limits(
+    split: bool,
+    max_requests: int | None,
+    max_bytes: int | None,
+    input_file_id: str | None,
+    wait_for_completion: bool,
+) -> tuple[int, int]:
+    """SubmitBatchOperator's per-part limits; ValueError for split arguments that cannot work."""
+    from together_provider.client.split import MAX_BYTES_PER_BATCH, MAX_REQUESTS_PER_BATCH, checked_limits
+
+    if not split:
+        if max_requests is not None or max_bytes is not None:
+            raise ValueError(
+                "max_requests_per_batch and max_bytes_per_batch apply only to a split input: pass "
+                "split=True, or drop them"
+            )
+        return MAX_REQUESTS_PER_BATCH, MAX_BYTES_PER_BATCH
+    if input_file_id is not None:
+        raise ValueError(
+            "split=True cuts a JSONL file read by the task: give input_file_path, not input_file_id "
+            "(a file already uploaded to Together is within the limits, or Together refuses it)"
+        )
+    if wait_for_completion:
+        raise ValueError(
+            "split=True returns a list of batch ids, and wait_for_completion waits on one batch: drop "
+            "wait_for_completion and wait on all parts in a task of their own, "
+            "BatchCompletionSensor(task_id=..., batch_id=submit.output)"
+        )
+    return checked_limits(
+        MAX_REQUESTS_PER_BATCH if max_requests is None else max_requests,
+        MAX_BYTES_PER_BATCH if max_bytes is None else max_bytes,
+    )
 
 
 class _TogetherOperator(BaseOperator):
@@ -204,6 +240,19 @@ class SubmitBatchOperator(_TogetherOperator):
         about to finish and later when far from it (between 1/4 and 2x ``poll_interval``).
     :param cancel_on_kill: cancel the batch when the task is killed or marked failed, also while its
         wait is deferred (this operator owns the batch it created).
+    :param split: take an input past the Batch API's per-file limits (50,000 requests, 100 MB): it is
+        validated as a whole (a ``custom_id`` repeated in any two parts is an error, before anything is
+        uploaded) and cut, in one streamed read, into parts under ``max_requests_per_batch`` and
+        ``max_bytes_per_batch``, each uploaded from its byte range of the input (no copy) and created
+        as a batch of its own. The task then returns the list of batch ids in input order (also the
+        XCom ``batch_ids``) instead of one id; wait on it with
+        ``BatchCompletionSensor(batch_id=submit.output)``. A retry re-attaches to the parts an earlier
+        try created and creates only the rest. Needs ``input_file_path``; not with
+        ``wait_for_completion``.
+    :param max_requests_per_batch: with ``split``, at most this many requests per part (1 to 50,000,
+        the default).
+    :param max_bytes_per_batch: with ``split``, at most this many bytes per part (1 to 100 MB, the
+        default).
     :param together_conn_id: the Airflow connection with the Together API key.
     """
 
@@ -234,11 +283,18 @@ class SubmitBatchOperator(_TogetherOperator):
         force_new: bool = False,
         cancel_on_kill: bool = True,
         adaptive_polling: bool = True,
+        split: bool = False,
+        max_requests_per_batch: int | None = None,
+        max_bytes_per_batch: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if (input_file_path is None) == (input_file_id is None):
             raise ValueError("give exactly one of input_file_path (a local JSONL file) or input_file_id")
+        self.split = split
+        self.max_requests_per_batch, self.max_bytes_per_batch = _split_limits(
+            split, max_requests_per_batch, max_bytes_per_batch, input_file_id, wait_for_completion
+        )
         poll_interval = checked_poll_interval(poll_interval)
         self.input_file_path = input_file_path
         self.input_file_id = input_file_id
@@ -256,6 +312,7 @@ class SubmitBatchOperator(_TogetherOperator):
         self.cancel_on_kill = cancel_on_kill
         self.adaptive_polling = adaptive_polling
         self._batch_id: str | None = None
+        self._batch_ids: list[str] = []
 
     def _submit_or_reuse(self, context: Context) -> BatchJob:
         """Create the batch, unless an earlier try of this task instance already did."""
@@ -355,7 +412,139 @@ class SubmitBatchOperator(_TogetherOperator):
         )
         return batch
 
-    def execute(self, context: Context) -> str:
+    def _submit_parts(self, context: Context) -> list[BatchJob]:
+        """split=True: one batch per part of the input, each reused when an earlier try made it."""
+        from together_provider import resubmission, storage
+        from together_provider.client.models import checked_endpoint
+
+        checked_endpoint(self.endpoint)
+        store = _task_state_store(context)
+        if store is not None and not self.force_new:
+            stored = self._stored_batches(store)
+            if stored:
+                return stored
+        if not self.input_file_path or not str(self.input_file_path).strip():
+            raise ValueError("input_file_path is empty: give the path of the JSONL file to submit")
+        source = storage.input_file(self.input_file_path, field="input_file_path")
+        plan = storage.plan_split(
+            source,
+            endpoint=self.endpoint,
+            max_requests=self.max_requests_per_batch,
+            max_bytes=self.max_bytes_per_batch,
+        )
+        total = len(plan.parts)
+        self.log.info(
+            "Validated %s: %d requests, %d bytes, models %s; %d part(s) of at most %d requests and %d bytes",
+            plan.path,
+            plan.lines,
+            plan.bytes,
+            sorted(plan.models),
+            total,
+            self.max_requests_per_batch,
+            self.max_bytes_per_batch,
+        )
+        self._input_models = sorted(plan.models)
+        key = resubmission.run_key_from_context(context)
+        retry = not self.force_new and (getattr(context["ti"], "try_number", 1) or 1) > 1
+        # Listed once for all parts: an earlier try's uploads and batches are found among these.
+        files = self.hook.list_files() if retry else []
+        listed = self.hook.list_batches() if retry else []
+        dag_run = context.get("dag_run") if hasattr(context, "get") else None
+        made: list[BatchJob] = []
+        self._part_file_ids: list[str] = []
+        for part in plan.parts:
+            name = resubmission.upload_name(plan.path, key, part.sha256, part=(part.number, total))
+            named = resubmission.files_named(files, name) if retry else set()
+            if named:
+                file_id = sorted(named)[0]
+            else:
+                file_id = self.hook.upload_file(
+                    storage.upload_part(source, part), file_name=name, checksum=part.sha256
+                ).id
+            self._part_file_ids.append(file_id)
+            previous = (
+                resubmission.find_previous_batch(
+                    listed,
+                    named_file_ids=named,
+                    other_file_ids={file_id} - named,
+                    run_started=getattr(dag_run, "start_date", None),
+                )
+                if retry
+                else None
+            )
+            if previous is not None:
+                self.log.info(
+                    "Part %d/%d (lines %d-%d): reusing Together batch %s (%s) of an earlier try",
+                    part.number,
+                    total,
+                    part.first_line,
+                    part.first_line + part.lines - 1,
+                    previous.id,
+                    previous.raw_status,
+                )
+                batch = previous
+            else:
+                batch = self.hook.create_batch(
+                    file_id,
+                    endpoint=self.endpoint,
+                    completion_window=self.completion_window,
+                    priority=self.priority,
+                    model_id=self.model_id,
+                )
+                self.log.info(
+                    "Part %d/%d (lines %d-%d): created Together batch %s (%s) from file %s",
+                    part.number,
+                    total,
+                    part.first_line,
+                    part.first_line + part.lines - 1,
+                    batch.id,
+                    batch.raw_status,
+                    file_id,
+                )
+            made.append(batch)
+            self._batch_ids.append(batch.id)
+        if store is not None:
+            store.set(STATE_BATCH_IDS, [batch.id for batch in made])
+        return made
+
+    def _stored_batches(self, store: Any) -> list[BatchJob] | None:
+        """Every part's batch of an earlier try, when all were created and none has failed; else the
+        parts are looked for one by one on the server."""
+        from together_provider import resubmission
+        from together_provider.client.errors import NotFoundError
+
+        batch_ids = store.get(STATE_BATCH_IDS)
+        if not batch_ids or not isinstance(batch_ids, list):
+            return None
+        try:
+            batches = [self.hook.get_batch(str(batch_id)) for batch_id in batch_ids]
+        except NotFoundError:
+            return None
+        if not all(resubmission.usable(batch) for batch in batches):
+            return None
+        self.log.info("Resuming the %d Together batches submitted by an earlier try", len(batches))
+        return batches
+
+    def _execute_split(self, context: Context) -> list[str]:
+        with self.task_errors():
+            batches = self._submit_parts(context)
+        batch_ids = [batch.id for batch in batches]
+        self._batch_ids = batch_ids
+        given = getattr(self, "_part_file_ids", None) or [batch.input_file_id for batch in batches]
+        self.record_lineage(
+            input_locations=[str(self.input_file_path)],
+            output_file_ids=[file_id for file_id in given if file_id],
+            batch_id=batch_ids[0] if batch_ids else None,
+            status=batches[0].raw_status if batches else None,
+            endpoint=self.endpoint,
+            models=getattr(self, "_input_models", None) or ([self.model_id] if self.model_id else []),
+        )
+        context["ti"].xcom_push(key="batch_ids", value=batch_ids)
+        return batch_ids
+
+    def execute(self, context: Context) -> str | list[str]:
+        if self.split:
+            return self._execute_split(context)
         with self.task_errors():
             batch = self._submit_or_reuse(context)
         self._batch_id = batch.id
@@ -388,6 +577,9 @@ class SubmitBatchOperator(_TogetherOperator):
         owns, unless ``cancel_on_kill=False``. A deferred wait cancels from the trigger instead."""
         if self.cancel_on_kill and self._batch_id:
             cancel_quietly(self.hook, self._batch_id, self.log)
+        if self.cancel_on_kill:
+            for batch_id in self._batch_ids:
+                cancel_quietly(self.hook, batch_id, self.log)
 
     def _record_submit_lineage(self, batch_id: str, status: str | None, input_file_id: str | None) -> None:
         """The input read (a path or URL, or the Together file given) and the Together file it became;

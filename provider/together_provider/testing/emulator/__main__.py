@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated kinds for random faults: status,drop,slow,malformed,html,truncate",
     )
     parser.add_argument("--fault-seed", type=int, default=None)
+    parser.add_argument("--max-requests-per-batch", type=int, default=50_000)
+    parser.add_argument("--max-bytes-per-batch", type=int, default=100 * 1024 * 1024)
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr")
     return parser.parse_args(argv)
 
@@ -61,6 +63,8 @@ async def serve(args: argparse.Namespace) -> None:
         validating_seconds=args.validating_seconds,
         processing_seconds=args.processing_seconds,
         latency_ms=args.latency_ms,
+        max_requests_per_batch=args.max_requests_per_batch,
+        max_bytes_per_batch=args.max_bytes_per_batch,
     )
     if args.fault_rate > 0:
         kinds = [kind.strip() for kind in args.fault_kinds.split(",") if kind.strip()]

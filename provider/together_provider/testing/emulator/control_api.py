@@ -21,6 +21,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/_emulator/clock", get_clock)
     app.router.add_post("/_emulator/clock", set_clock)
     app.router.add_post("/_emulator/files", synthetic_file)
+    app.router.add_get("/_emulator/limits", get_limits)
+    app.router.add_post("/_emulator/limits", set_limits)
 
 
 def _bad(message: str, status: int = 400) -> web.Response:
@@ -101,6 +103,20 @@ async def set_clock(request: web.Request) -> web.Response:
         return web.json_response(request.app[STATE_KEY].set_clock(body))
     except (TypeError, ValueError) as exc:
         return _bad(f"clock values must be non-negative numbers: {exc}")
+
+
+async def get_limits(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE_KEY].limits())
+
+
+async def set_limits(request: web.Request) -> web.Response:
+    body = await _json_object(request)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        return web.json_response(request.app[STATE_KEY].set_limits(body))
+    except ValueError as exc:
+        return _bad(str(exc))
 
 
 async def synthetic_file(request: web.Request) -> web.Response:

@@ -22,15 +22,24 @@ MODEL_REQUEST_MISSING = "emulator/request-missing"
 BATCH_LEVEL_MODELS = frozenset({MODEL_BATCH_FAIL, MODEL_BATCH_EXPIRE, MODEL_NEVER_FINISH})
 
 MAX_REQUESTS = 50_000
+MAX_BYTES = 100 * 1024 * 1024
 MAX_CUSTOM_ID = 64
 _WRITE_BUFFER = 1 << 20
 
 
-def validate_input(path: Path, max_requests: int = MAX_REQUESTS) -> InputPlan:
+def validate_input(path: Path, max_requests: int = MAX_REQUESTS, max_bytes: int = MAX_BYTES) -> InputPlan:
     """Check every line like the real VALIDATING phase does and stop at the first bad one."""
 
     def failed(lineno: int, reason: str) -> InputPlan:
         return InputPlan(ok=False, error=f"Input file validation failed at line {lineno}: {reason}")
+
+    size = path.stat().st_size
+    if size > max_bytes:
+        return InputPlan(
+            ok=False,
+            error=f"Input file validation failed: the file is {size} bytes, over the limit of {max_bytes} "
+            "bytes per batch",
+        )
 
     lines: list[LineRef] = []
     first_seen: dict[str, int] = {}

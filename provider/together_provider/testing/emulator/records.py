@@ -90,6 +90,9 @@ class BatchRecord:
     # Set by the control API: the clock no longer moves this batch.
     pinned: bool = False
     plan: InputPlan | None = None
+    # The per-batch limits in force when the batch was created (EmulatorState.set_limits).
+    max_requests: int = 50_000
+    max_bytes: int = 100 * 1024 * 1024
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property

@@ -51,6 +51,8 @@ class EmulatorServer:
         host: str = "127.0.0.1",
         port: int = 0,
         latency_ms: float = 0.0,
+        max_requests_per_batch: int = 50_000,
+        max_bytes_per_batch: int = 100 * 1024 * 1024,
     ) -> None:
         self.api_key = api_key
         self.host = host
@@ -61,6 +63,8 @@ class EmulatorServer:
             "validating_seconds": validating_seconds,
             "processing_seconds": processing_seconds,
             "latency_ms": latency_ms,
+            "max_requests_per_batch": max_requests_per_batch,
+            "max_bytes_per_batch": max_bytes_per_batch,
         }
         self._state: EmulatorState | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -223,6 +227,16 @@ class EmulatorServer:
             "advance_seconds": advance_seconds,
         }
         return self.call(lambda state: state.set_clock(values))
+
+    def set_limits(
+        self, *, max_requests_per_batch: int | None = None, max_bytes_per_batch: int | None = None
+    ) -> dict:
+        """Per-batch limits for batches created afterwards (none given: just read them)."""
+        values = {
+            "max_requests_per_batch": max_requests_per_batch,
+            "max_bytes_per_batch": max_bytes_per_batch,
+        }
+        return self.call(lambda state: state.set_limits(values))
 
     def advance_clock(self, seconds: float) -> dict:
         return self.set_clock(advance_seconds=seconds)

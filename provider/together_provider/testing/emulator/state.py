@@ -43,6 +43,8 @@ class EmulatorState:
         validating_seconds: float = 1.0,
         processing_seconds: float = 2.0,
         latency_ms: float = 0.0,
+        max_requests_per_batch: int = processing.MAX_REQUESTS,
+        max_bytes_per_batch: int = processing.MAX_BYTES,
     ) -> None:
         self.api_key = api_key
         self.data_dir = Path(data_dir)
@@ -53,6 +55,8 @@ class EmulatorState:
         self.latency_ms = latency_ms
         self.clock_offset = 0.0
         self._initial_clock = (validating_seconds, processing_seconds, latency_ms)
+        self._initial_limits = (max_requests_per_batch, max_bytes_per_batch)
+        self.max_requests_per_batch, self.max_bytes_per_batch = self._initial_limits
         self.files: dict[str, FileRecord] = {}
         self.batches: dict[str, BatchRecord] = {}
         self.multipart: dict[str, MultipartUpload] = {}
@@ -72,6 +76,7 @@ class EmulatorState:
         self.faults = FaultPlan.from_dict(self.default_faults)
         self.clock_offset = 0.0
         self.validating_seconds, self.processing_seconds, self.latency_ms = self._initial_clock
+        self.max_requests_per_batch, self.max_bytes_per_batch = self._initial_limits
         shutil.rmtree(self.files_dir, ignore_errors=True)
         self.files_dir.mkdir(parents=True, exist_ok=True)
 
@@ -98,6 +103,24 @@ class EmulatorState:
         self.latency_ms = numbers.get("latency_ms", self.latency_ms)
         self.clock_offset += numbers.get("advance_seconds", 0.0)
         return self.clock_settings()
+
+    def set_limits(self, values: dict) -> dict:
+        """Per-batch limits for batches created afterwards: an input over either fails validation, as
+        Together fails it; tests set them low instead of building 50,000-line files."""
+        for key in ("max_requests_per_batch", "max_bytes_per_batch"):
+            value = values.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a positive integer")
+            setattr(self, key, value)
+        return self.limits()
+
+    def limits(self) -> dict:
+        return {
+            "max_requests_per_batch": self.max_requests_per_batch,
+            "max_bytes_per_batch": self.max_bytes_per_batch,
+        }
 
     def clock_settings(self) -> dict:
         return {
@@ -183,6 +206,8 @@ class EmulatorState:
             validating_seconds=self.validating_seconds,
             processing_seconds=self.processing_seconds,
             model_id=model_id,
+            max_requests=self.max_requests_per_batch,
+            max_bytes=self.max_bytes_per_batch,
         )
         self.batches[batch.id] = batch
         return batch
@@ -289,7 +314,9 @@ class EmulatorState:
             if source is None or not source.path.exists():
                 batch.plan = InputPlan(ok=False, error=f"input file {batch.input_file_id} no longer exists")
             else:
-                batch.plan = await asyncio.to_thread(processing.validate_input, source.path)
+                batch.plan = await asyncio.to_thread(
+                    processing.validate_input, source.path, batch.max_requests, batch.max_bytes
+                )
         return batch.plan
 
     def _finish(
