@@ -24,6 +24,13 @@ from together_provider.client.errors import InvalidResponseError
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+# A manifest across several batches: the lists ``batch_ids``, ``statuses``, ``output_file_ids`` and
+# ``error_file_ids`` are added, and ``batch_id``, ``output_file_id`` and ``error_file_id``, which name one
+# batch, are None (a field that was always a batch id now may not be: hence a new version).
+SCHEMA_VERSION_LIST = 2
+# Which ending of a part says most about the merged set: a failure outranks an expiry, which outranks
+# a cancel (someone chose it), which outranks success.
+_SEVERITY = {"COMPLETED": 0, "CANCELLED": 1, "EXPIRED": 2, "FAILED": 3}
 SUCCEEDED = "succeeded"
 ERRORED = "errored"
 MISSING = "missing"
@@ -199,6 +206,32 @@ def merge(results: Iterable[tuple[str, Lines]], inputs: tuple[str, Lines] | None
             yield record(custom_id, MISSING, model=model)
 
 
+def merge_parts(parts: Iterable[tuple[str, Iterable[dict[str, Any]]]]) -> Iterator[dict[str, Any]]:
+    """The records of several batches (``(batch_id, records)`` pairs, each as :func:`merge` gives them)
+    as one set: a custom id already given by an earlier part is logged and dropped, so every request is
+    one row and counted once. A valid split never repeats an id; a hand-made list of batches may."""
+    seen: dict[str, str] = {}
+    for batch_id, records in parts:
+        for rec in records:
+            custom_id = rec["custom_id"]
+            first = seen.get(custom_id)
+            if first is not None:
+                log.warning(
+                    "custom_id %r of Together batch %s was already landed from batch %s; counted once",
+                    custom_id,
+                    batch_id,
+                    first,
+                )
+                continue
+            seen[custom_id] = batch_id
+            yield rec
+
+
+def worst_status(statuses: Iterable[str]) -> str:
+    """COMPLETED only when every part is; else the worst ending among them."""
+    return max(statuses, key=lambda status: _SEVERITY.get(status, len(_SEVERITY)), default="COMPLETED")
+
+
 class Tally:
     """Counts per status and token usage summed over the records it was given."""
 
@@ -246,6 +279,30 @@ def build_manifest(
     }
 
 
+def build_list_manifest(
+    *,
+    batches: list[Any],
+    result_uri: str,
+    tally: Tally,
+) -> dict[str, Any]:
+    """The manifest of one result set merged from ``batches`` (``BatchJob``s in the order given)."""
+    statuses = [b.raw_status for b in batches]
+    return {
+        "schema_version": SCHEMA_VERSION_LIST,
+        "batch_id": None,
+        "status": worst_status(statuses),
+        "result_uri": result_uri,
+        "counts": tally.counts,
+        "usage": tally.usage,
+        "output_file_id": None,
+        "error_file_id": None,
+        "batch_ids": [b.id for b in batches],
+        "statuses": statuses,
+        "output_file_ids": [b.output_file_id for b in batches],
+        "error_file_ids": [b.error_file_id for b in batches],
+    }
+
+
 def checked_min_success_ratio(value: Any) -> float | None:
     """``min_success_ratio`` as given, or a ValueError naming the field and the range."""
     if value is None:
@@ -271,8 +328,13 @@ def request_failure(
     counts = manifest["counts"]
     failed = counts[ERRORED] + counts[MISSING]
     where = f"rows landed at {manifest['result_uri']}"
+    ids = manifest.get("batch_ids")
+    if ids:
+        which = f"{len(ids)} Together batches ({', '.join(ids[:10])}{', ...' if len(ids) > 10 else ''})"
+    else:
+        which = f"Together batch {manifest['batch_id']}"
     summary = (
-        f"Together batch {manifest['batch_id']} ({manifest['status']}): {counts[SUCCEEDED]} succeeded, "
+        f"{which} ({manifest['status']}): {counts[SUCCEEDED]} succeeded, "
         f"{counts[ERRORED]} errored, {counts[MISSING]} missing of {counts['total']}"
     )
     if fail_on_request_errors and failed:

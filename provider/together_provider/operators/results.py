@@ -9,8 +9,9 @@ from typing import Any
 from together_provider._compat import AirflowFailException, Context, xcom_push
 from together_provider.client.results import checked_min_success_ratio
 from together_provider.links import TogetherBatchLink
+from together_provider.list_wait import batch_ids_of
 from together_provider.operators.batch import _TogetherOperator
-from together_provider.waiting import push_batch_url, require_id
+from together_provider.waiting import push_batch_url
 
 XCOM_MANIFEST = "manifest"
 
@@ -44,7 +45,16 @@ class BatchResultsOperator(_TogetherOperator):
     On success, each asset among ``outlets`` gets an event whose ``extra`` holds ``batch_id``,
     ``status``, ``output_file_id``, ``error_file_id``, ``result_uri`` and ``counts``.
 
-    :param batch_id: the batch whose results to land (templated).
+    ``batch_id`` may be a list of batches (e.g. the parts of ``SubmitBatchOperator(split=True)``, or a
+    string that reads as a list, as for the sensor): their rows land as one set at ``result_path``, part
+    after part, with one manifest across them: counts and usage summed, ``"schema_version": 2`` with the
+    lists ``batch_ids``, ``statuses``, ``output_file_ids``, ``error_file_ids`` (in the order given) and
+    ``batch_id``, ``output_file_id``, ``error_file_id`` None; ``status`` is COMPLETED only if every part
+    is, else the worst (FAILED, then EXPIRED, then CANCELLED). A custom id already landed from an earlier
+    part is logged and counted once. Every part must have finished before anything is written. The
+    asset event's ``extra`` then carries the lists, ``status``, ``result_uri`` and ``counts``.
+
+    :param batch_id: the batch whose results to land (templated), or a list of them.
     :param result_path: where to write the rows (templated): a local path, a URL Airflow's
         ``ObjectStoragePath`` understands (``file:///...``, ``s3://conn_id@bucket/key.jsonl``) or an
         ``ObjectStoragePath``.
@@ -72,15 +82,15 @@ class BatchResultsOperator(_TogetherOperator):
         self.min_success_ratio = checked_min_success_ratio(min_success_ratio)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from together_provider.client import results
-
         with self.task_errors():
-            batch_id = require_id(self.batch_id, "batch_id")
+            ids = batch_ids_of(self.batch_id, "batch_id")
             if self.result_path is None or not str(self.result_path).strip():
                 raise ValueError(
                     "result_path is empty: give the local path or object storage URL to land the rows at"
                 )
-            batch = self.hook.get_batch(batch_id)
+            if isinstance(ids, list):
+                return self._execute_list(context, ids)
+            batch = self.hook.get_batch(ids)
             push_batch_url(context, self.hook, batch.id)
             manifest = self._land(batch)
         self.record_lineage(
@@ -94,13 +104,68 @@ class BatchResultsOperator(_TogetherOperator):
             models=[batch.model_id] if batch.model_id else [],
             counts=manifest["counts"],
         )
+        self._report(context, manifest, f"batch {batch.id}")
+        from together_provider.assets import EVENT_KEYS, annotate_outlets
+
+        annotate_outlets(
+            context,
+            {
+                **{key: manifest[key] for key in EVENT_KEYS},
+                "result_uri": manifest["result_uri"],
+                "counts": manifest["counts"],
+            },
+        )
+        return manifest
+
+    def _execute_list(self, context: Context, ids: list[str]) -> dict[str, Any]:
+        from together_provider import storage
+        from together_provider.client import results
+
+        batches = [self.hook.get_batch(batch_id) for batch_id in ids]
+        # Every part is asked before the writer opens: one still running leaves nothing at result_path.
+        parts = [(batch.id, self.hook.iter_results(batch)) for batch in batches]
+        tally = results.Tally()
+        with storage.atomic_writer(self.result_path, field="result_path") as (sink, where):
+            for rec in results.merge_parts(parts):
+                tally.add(rec)
+                sink.write(json.dumps(rec, separators=(",", ":")).encode() + b"\n")
+        manifest = results.build_list_manifest(batches=batches, result_uri=where, tally=tally)
+        self.record_lineage(
+            input_file_ids=[
+                fid for b in batches for fid in (b.input_file_id, b.output_file_id, b.error_file_id) if fid
+            ],
+            output_locations=[manifest["result_uri"]],
+            status=manifest["status"],
+            endpoint=batches[0].endpoint,
+            models=sorted({b.model_id for b in batches if b.model_id}),
+            counts=manifest["counts"],
+        )
+        self._report(context, manifest, f"{len(ids)} batches")
+        from together_provider.assets import annotate_outlets
+        from together_provider.list_wait import XCOM_LIST_KEYS
+
+        annotate_outlets(
+            context,
+            {
+                **{key: manifest[key] for key in XCOM_LIST_KEYS},
+                "status": manifest["status"],
+                "result_uri": manifest["result_uri"],
+                "counts": manifest["counts"],
+            },
+        )
+        return manifest
+
+    def _report(self, context: Context, manifest: dict[str, Any], which: str) -> None:
+        """Push the manifest, log it, and fail when the landed rows fall short (after landing)."""
+        from together_provider.client import results
+
         xcom_push(context["ti"], XCOM_MANIFEST, manifest)
         counts, usage = manifest["counts"], manifest["usage"]
         self.log.info(
-            "Landed %d rows of Together batch %s (%s) at %s: %d succeeded, %d errored, %d missing; "
+            "Landed %d rows of Together %s (%s) at %s: %d succeeded, %d errored, %d missing; "
             "%d tokens (%d prompt, %d completion)",
             counts["total"],
-            batch.id,
+            which,
             manifest["status"],
             manifest["result_uri"],
             counts["succeeded"],
@@ -117,17 +182,6 @@ class BatchResultsOperator(_TogetherOperator):
         )
         if problem is not None:
             raise AirflowFailException(problem)
-        from together_provider.assets import EVENT_KEYS, annotate_outlets
-
-        annotate_outlets(
-            context,
-            {
-                **{key: manifest[key] for key in EVENT_KEYS},
-                "result_uri": manifest["result_uri"],
-                "counts": manifest["counts"],
-            },
-        )
-        return manifest
 
     def _land(self, batch: Any) -> dict[str, Any]:
         from together_provider import storage
