@@ -92,3 +92,25 @@ with DAG(
     wait = BatchCompletionSensor(task_id="wait", batch_id=ids, poll_interval=POLL)
     wait >> BatchResultsOperator(task_id="results", batch_id=ids, result_path="{{ params.result }}")
 together_list_results = dag
+
+# A list wait and its merged results updating assets: their events' extra carries the lists.
+with DAG(
+    "together_list_assets",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    default_args=DEFAULTS,
+    params=PARAMS,
+) as dag:
+    from airflow.providers.common.compat.assets import Asset
+
+    ids = make()
+    wait = BatchCompletionSensor(
+        task_id="wait", batch_id=ids, poll_interval=POLL, outlets=[Asset("together://tests/list-wait")]
+    )
+    wait >> BatchResultsOperator(
+        task_id="results",
+        batch_id=ids,
+        result_path="{{ params.result }}",
+        outlets=[Asset("together://tests/list-results")],
+    )
+together_list_assets = dag

@@ -10,7 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from together_provider._compat import AIRFLOW_V_3_3_PLUS, AirflowFailException, TaskDeferred
+from together_provider._compat import (
+    AIRFLOW_V_3_0_PLUS,
+    AIRFLOW_V_3_3_PLUS,
+    AirflowFailException,
+    TaskDeferred,
+)
 from together_provider.client.models import BatchStatus
 from together_provider.hooks import loop_share
 from together_provider.hooks.together import TogetherHook
@@ -225,6 +230,31 @@ def test_the_sensor_defers_a_list_to_one_list_trigger_and_one_id_as_before(make_
             TogetherHook().cancel_batch(b)
 
 
+# The list trigger's stored contract as first released, written out literally: never edit it to match a
+# newer release (add a test for the new set instead).
+LIST_CLASSPATH = "together_provider.triggers.batch.BatchListStatusTrigger"
+LIST_KWARGS_FIRST = {
+    "batch_ids": ["REPLACED-1", "REPLACED-2"],
+    "together_conn_id": "together_default",
+    "poll_interval": 0.1,
+    "deadline": None,
+    "max_consecutive_failures": 5,
+    "cancel_on_kill": False,
+    "cancel_rest_on_failure": False,
+    "adaptive_polling": True,
+}
+
+
+def test_list_trigger_first_kwargs_load_and_run_to_their_event(make_batch):
+    ids = [make_batch(), make_batch()]
+    module, _, name = LIST_CLASSPATH.rpartition(".")
+    cls = getattr(__import__(module, fromlist=[name]), name)
+    trigger = cls(**(LIST_KWARGS_FIRST | {"batch_ids": ids}))
+    assert trigger.serialize() == (LIST_CLASSPATH, LIST_KWARGS_FIRST | {"batch_ids": ids})
+    (event,) = asyncio.run(collect(trigger))
+    assert event["status"] == "COMPLETED" and event["batch_ids"] == ids
+
+
 def test_list_trigger_yields_one_event_when_all_complete(make_batch, emu):
     ids = [make_batch() for _ in range(3)]
     events = asyncio.run(collect(BatchListStatusTrigger(batch_ids=ids, poll_interval=0.1)))
@@ -437,3 +467,42 @@ def test_results_of_a_list_refuse_a_running_part_before_writing(together_conn, t
         op.execute({"ti": RecordingTI()})
     assert never in str(failed.value) and "not finished" in str(failed.value)
     assert not result.exists()
+
+
+# ---- asset events -------------------------------------------------------------------------------
+
+
+def asset_extras(uri):
+    from airflow.utils.session import create_session
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.models.asset import AssetEvent, AssetModel
+
+        model, event, key = AssetModel, AssetEvent, AssetEvent.asset_id
+    else:
+        from airflow.models.dataset import DatasetEvent, DatasetModel
+
+        model, event, key = DatasetModel, DatasetEvent, DatasetEvent.dataset_id
+    with create_session() as session:
+        rows = session.query(event).join(model, model.id == key).filter(model.uri == uri).order_by(event.id)
+        return [(row.extra, row.source_run_id) for row in rows.all()]
+
+
+def test_list_wait_and_merged_results_put_the_lists_on_their_asset_events(
+    airflow_db, together_conn, tmp_path
+):
+    dag = load_dag(airflow_db, "together_list_wait.py", "together_list_assets")
+    if not AIRFLOW_V_3_0_PLUS:
+        dag.sync_to_db()  # Airflow 2 records events only for datasets in the DB, which dag.test() skips
+    result = tmp_path / "merged.jsonl"
+    dag_run = dag.test(run_conf={"parts": [part("a"), part("b")], "result": str(result)})
+    assert state(dag_run) == "success"
+    ids = xcoms(dag_run, "make")[(-1, "return_value")]
+    wait_extra, run_id = asset_extras("together://tests/list-wait")[-1]
+    assert run_id == dag_run.run_id
+    assert wait_extra == {key: xcoms(dag_run, "wait")[(-1, key)] for key in LIST_KEYS}
+    assert wait_extra["batch_ids"] == ids and wait_extra["statuses"] == ["COMPLETED"] * 2
+    results_extra, run_id = asset_extras("together://tests/list-results")[-1]
+    assert run_id == dag_run.run_id and results_extra["batch_ids"] == ids
+    assert results_extra["counts"] == {"succeeded": 4, "errored": 0, "missing": 0, "total": 4}
+    assert results_extra["status"] == "COMPLETED" and results_extra["result_uri"].endswith("merged.jsonl")

@@ -9,9 +9,11 @@ import asyncio
 import importlib
 import inspect
 
+import pytest
+
 from together_provider.hooks.together import TogetherHook
 
-from ..helpers import write_requests
+from ..helpers import RecordingTI, write_requests
 
 CLASSPATH_0_1_0 = "together_provider.triggers.batch.BatchStatusTrigger"
 KWARGS_0_1_0 = {
@@ -66,3 +68,20 @@ def test_0_1_0_kwargs_with_a_passed_deadline_end_in_a_timeout(together_conn):
     # A 0.1.0 deadline is Unix time as a float; 1.0 is long past.
     trigger = trigger_class()(**(KWARGS_0_1_0 | {"batch_id": "b-0-1-0", "deadline": 1.0}))
     assert [e["status"] for e in asyncio.run(events_of(trigger))] == ["TIMEOUT"]
+
+
+def test_a_wait_on_one_id_still_stores_0_1_0s_classpath_and_kwargs(running_batch):
+    """A list wait defers to its own trigger class; a wait on one id (a string) stores what 0.1.0 did."""
+    from together_provider._compat import TaskDeferred
+    from together_provider.sensors.batch import BatchCompletionSensor
+
+    sensor = BatchCompletionSensor(task_id="wait", batch_id=running_batch, poll_interval=0.1)
+    try:
+        with pytest.raises(TaskDeferred) as deferred:
+            sensor.execute({"ti": RecordingTI()})
+    finally:
+        TogetherHook().cancel_batch(running_batch)
+    classpath, kwargs = deferred.value.trigger.serialize()
+    assert classpath == CLASSPATH_0_1_0
+    assert kwargs["deadline"] is not None
+    assert kwargs | {"deadline": None} == KWARGS_0_1_0 | {"batch_id": running_batch}
