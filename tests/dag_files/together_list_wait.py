@@ -114,3 +114,26 @@ with DAG(
         outlets=[Asset("together://tests/list-results")],
     )
 together_list_assets = dag
+
+# The real split submit feeding both wait forms and the merged results.
+with DAG(
+    "together_list_split",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    default_args=DEFAULTS,
+    params={**PARAMS, "input": ""},
+) as dag:
+    from together_provider.operators.batch import SubmitBatchOperator
+
+    submit = SubmitBatchOperator(
+        task_id="submit", input_file_path="{{ params.input }}", split=True, max_requests_per_batch=3
+    )
+    each = BatchCompletionSensor.partial(task_id="wait_each", poll_interval=POLL).expand(
+        batch_id=submit.output
+    )
+    every = BatchCompletionSensor(task_id="wait", batch_id=submit.output, poll_interval=POLL)
+    results = BatchResultsOperator(
+        task_id="results", batch_id=submit.output, result_path="{{ params.result }}"
+    )
+    [each, every] >> results
+together_list_split = dag

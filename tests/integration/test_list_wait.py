@@ -506,3 +506,28 @@ def test_list_wait_and_merged_results_put_the_lists_on_their_asset_events(
     assert run_id == dag_run.run_id and results_extra["batch_ids"] == ids
     assert results_extra["counts"] == {"succeeded": 4, "errored": 0, "missing": 0, "total": 4}
     assert results_extra["status"] == "COMPLETED" and results_extra["result_uri"].endswith("merged.jsonl")
+
+
+# ---- with the real split submit -----------------------------------------------------------------
+
+
+def test_split_submit_feeds_mapped_and_list_waits_and_merged_results(airflow_db, together_conn, tmp_path):
+    src = write_requests(
+        tmp_path / "big.jsonl",
+        n=6,
+        extra_lines=[line("err", "emulator/request-error"), line("gone", "emulator/request-missing")],
+    )
+    result = tmp_path / "merged.jsonl"
+    dag = load_dag(airflow_db, "together_list_wait.py", "together_list_split")
+    dag_run = dag.test(run_conf={"input": str(src), "result": str(result)})
+    assert state(dag_run) == "success"
+    ids = xcoms(dag_run, "submit")[(-1, "return_value")]
+    assert isinstance(ids, list) and len(ids) == 3  # 8 requests, at most 3 a part
+    each = xcoms(dag_run, "wait_each")
+    assert [each[(i, "batch_id")] for i in range(3)] == ids
+    assert xcoms(dag_run, "wait")[(-1, "batch_ids")] == ids
+    manifest = xcoms(dag_run, "results")[(-1, "return_value")]
+    assert manifest["batch_ids"] == ids and manifest["statuses"] == ["COMPLETED"] * 3
+    assert manifest["counts"] == {"succeeded": 6, "errored": 1, "missing": 1, "total": 8}
+    rows = [json.loads(row) for row in result.open()]
+    assert sorted(row["custom_id"] for row in rows) == sorted([*(f"r{i}" for i in range(6)), "err", "gone"])
