@@ -41,9 +41,7 @@ def batch_ids_of(value: Any, field: str = "batch_id") -> str | list[str]:
         return require_id(value, field)
     ids = list(value)
     if not ids:
-        raise ValueError(
-            f"{field} is an empty list: give at least one Together batch id to wait for"
-        )
+        raise ValueError(f"{field} is an empty list: give at least one Together batch id to wait for")
     seen: set[str] = set()
     checked = []
     for index, item in enumerate(ids):
