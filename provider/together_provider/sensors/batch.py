@@ -62,6 +62,14 @@ class BatchCompletionSensor(BaseSensorOperator):
         every batch of the list.
     :param cancel_rest_on_failure: a list wait only: once one batch ends FAILED, EXPIRED or CANCELLED,
         cancel the others still running. Off by default, for the same reason.
+    :param start_from_trigger: start the wait in the triggerer: the scheduler defers the task at once,
+        with no worker run before it (Airflow 2.10+; off by default). Its limits: ``batch_id`` must be
+        one id or a Jinja template string (no XComArg, no list), and templates are rendered by the
+        triggerer only from Airflow 3.3 on (before, a templated sensor warns and starts on a worker as
+        usual); there is no check before deferring, so a finished batch is still seen by the trigger
+        and the batch-link XCom is not pushed; the timeout is Airflow's trigger timeout, counted from
+        when the scheduler deferred the task; mapped tasks always start on a worker (Airflow does not
+        start mapped tasks in the triggerer). ``execute_complete`` still runs on a worker.
     :param timeout: how long to wait in all, in seconds. Defaults to Airflow's sensor default but
         never less than 72 hours, since Together batches can run past their 24 h window.
     """
@@ -82,6 +90,7 @@ class BatchCompletionSensor(BaseSensorOperator):
         cancel_on_kill: bool = False,
         adaptive_polling: bool = True,
         cancel_rest_on_failure: bool = False,
+        start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         poll_interval = checked_poll_interval(poll_interval)
@@ -99,6 +108,11 @@ class BatchCompletionSensor(BaseSensorOperator):
         self.adaptive_polling = adaptive_polling
         self.cancel_rest_on_failure = cancel_rest_on_failure
         self._tracker: WaitTracker | ListTracker | None = None
+        if start_from_trigger:
+            from together_provider.start_in_triggerer import start_trigger_args
+
+            self.start_trigger_args = start_trigger_args(self)
+            self.start_from_trigger = self.start_trigger_args is not None
 
     @cached_property
     def hook(self) -> TogetherHook:
