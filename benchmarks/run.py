@@ -1,7 +1,8 @@
 """`make bench`: every measurement of issue 6 in one run, one table, one JSON file.
 
     python -m benchmarks.run [--out out/bench] [--bench-python .venv-bench/bin/python]
-                             [--only polling,validation,parse,download,store_input,api_calls,capacity]
+                             [--only polling,validation,parse,download,store_input,api_calls,capacity,
+                                     real_triggerer]
                              [--quick]
 
 Runs with .venv's python (the provider as users install it); the openai comparisons run with
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import platform
 import sys
 import time
@@ -31,6 +33,8 @@ SECTIONS = {
     "store_input": "benchmarks.store_input",
     "api_calls": "benchmarks.api_calls",
     "capacity": "benchmarks.triggerer_capacity",
+    # The e2e stack's real triggerer (issue 17): minutes of a whole Airflow deployment.
+    "real_triggerer": "benchmarks.real_triggerer",
 }
 
 
@@ -50,6 +54,10 @@ def main() -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     harness = Harness(out, quick=args.quick, bench_python=args.bench_python)
+    previous = out / "results.json"
+    if args.only and previous.exists():
+        # A subset run keeps the other sections' figures of the last run and replaces its own.
+        harness.results.update(json.loads(previous.read_text()))
     started = time.monotonic()
     failed: list[str] = []
     environment = {

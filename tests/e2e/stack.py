@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from tests.e2e import airflow_local_settings
@@ -75,7 +75,21 @@ def _postgres_bin() -> Path:
 class Stack:
     """Start with :meth:`start`; :meth:`stop` always tears down whatever did start."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        triggerers: int = 2,
+        worker_queues: tuple[tuple[str, ...], ...] = WORKER_QUEUES,
+        extra_env: Mapping[str, str] | None = None,
+        extra_dags: Sequence[Path] = (),
+    ) -> None:
+        """The defaults are the e2e deployment; the benchmarks pass fewer triggerers or workers, extra
+        settings (e.g. ``AIRFLOW__TRIGGERER__CAPACITY``) for every Airflow process, and DAG files of
+        their own."""
+        self.triggerer_count = triggerers
+        self.worker_queue_sets = worker_queues
+        self.extra_env = dict(extra_env or {})
+        self.extra_dags = list(extra_dags)
         self.work = Path(tempfile.mkdtemp(prefix="together-e2e-"))
         self.log_dir = self.work / "logs"
         self.log_dir.mkdir()
@@ -212,7 +226,7 @@ class Stack:
     ) -> dict[str, str]:
         dags = self.work / "dags"
         shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
-        for dag_file in E2E_DAGS.glob("*.py"):
+        for dag_file in [*E2E_DAGS.glob("*.py"), *self.extra_dags]:
             shutil.copy(dag_file, dags / dag_file.name)
         (self.work / "inputs").mkdir()
         self.password = secrets.token_urlsafe(16)
@@ -243,7 +257,7 @@ class Stack:
         config = self.work / "airflow" / "config"
         config.mkdir(parents=True, exist_ok=True)
         shutil.copy(airflow_local_settings.__file__, config / "airflow_local_settings.py")
-        return airflow_environment(os.environ, deployment)
+        return {**airflow_environment(os.environ, deployment), **self.extra_env}
 
     def _airflow_service(self, name: str, *args: str, env: dict[str, str] | None = None) -> Service:
         argv = [str(BIN / "airflow"), *args]
@@ -311,10 +325,10 @@ class Stack:
         self.api = AirflowAPI(f"http://127.0.0.1:{api_port}", self.username, self.password)
         _wait("the api-server", self.api.health, 180, [api_server, scheduler, dag_processor])
         self.api.login()
-        for queues in WORKER_QUEUES:
+        for queues in self.worker_queue_sets:
             self.start_worker(queues)
-        self._start_triggerer("triggerer-1")
-        self._start_triggerer("triggerer-2")
+        for number in range(1, self.triggerer_count + 1):
+            self._start_triggerer(f"triggerer-{number}")
 
         def all_healthy() -> bool:
             health = self.api.health()

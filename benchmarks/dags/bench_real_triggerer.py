@@ -1,0 +1,65 @@
+"""DAGs of the real_triggerer benchmark (benchmarks/real_triggerer.py copies this file into the e2e
+stack's DAG folder). The batch ids come in each run's conf, so the DAG file never changes between runs.
+
+- ``bench_rt_start``: one BatchCompletionSensor per run with ``start_from_trigger=True``: the scheduler
+  defers it straight into the triggerer, which renders ``batch_id`` from the conf (Airflow 3.3+).
+- ``bench_rt_mapped``: one run, a sensor mapped over ``conf["batch_ids"]``: each map index checks once on
+  a worker and defers from there, the usual path.
+- ``bench_rt_heartbeat``: one task deferring to benchmarks.heartbeat_trigger.HeartbeatTrigger, which
+  records the triggerer loop's lag to ``conf["path"]`` until ``conf["stop_path"]`` exists.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+
+from airflow.providers.common.compat.sdk import DAG, BaseOperator, task
+
+from together_provider.sensors.batch import BatchCompletionSensor
+
+POLL_INTERVAL = float(os.environ.get("BENCH_RT_POLL_INTERVAL", "20"))
+# Deferred sensors hold no slot; these limits must not be what caps the benchmark.
+LIMITS: dict[str, Any] = {"max_active_runs": 20_000, "max_active_tasks": 20_000}
+
+
+class HeartbeatOperator(BaseOperator):
+    template_fields = ("path", "stop_path")
+
+    def __init__(self, *, path: str, stop_path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.path = path
+        self.stop_path = stop_path
+
+    def execute(self, context: Any) -> None:
+        from benchmarks.heartbeat_trigger import HeartbeatTrigger
+
+        self.defer(
+            trigger=HeartbeatTrigger(path=self.path, stop_path=self.stop_path), method_name="execute_complete"
+        )
+
+    def execute_complete(self, context: Any, event: Any = None) -> Any:
+        return event
+
+
+with DAG(dag_id="bench_rt_start", schedule=None, start_date=datetime(2026, 1, 1), catchup=False, **LIMITS):
+    BatchCompletionSensor(
+        task_id="wait",
+        batch_id="{{ dag_run.conf['batch_id'] }}",
+        poll_interval=POLL_INTERVAL,
+        start_from_trigger=True,
+    )
+
+with DAG(dag_id="bench_rt_mapped", schedule=None, start_date=datetime(2026, 1, 1), catchup=False, **LIMITS):
+
+    @task
+    def batch_ids(**context: Any) -> list[str]:
+        return list(context["dag_run"].conf["batch_ids"])
+
+    BatchCompletionSensor.partial(task_id="wait", poll_interval=POLL_INTERVAL).expand(batch_id=batch_ids())
+
+with DAG(dag_id="bench_rt_heartbeat", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    HeartbeatOperator(
+        task_id="heartbeat", path="{{ dag_run.conf['path'] }}", stop_path="{{ dag_run.conf['stop_path'] }}"
+    )
