@@ -129,10 +129,14 @@ class ListTracker:
             return list(self.pending)
         return [bid for bid in self.pending if self.due.get(bid, now) <= now]
 
-    def answered(self, batch: BatchJob, now: float, age: float = 0.0) -> dict[str, Any] | None:
-        bid = batch.id
+    def answered(
+        self, batch: BatchJob, now: float, age: float = 0.0, *, batch_id: str | None = None
+    ) -> dict[str, Any] | None:
+        """A poll's answer; ``batch_id`` is the id it was asked for (the batch's own by default), so the
+        lists stay keyed by the ids the task was given."""
+        bid = batch_id or batch.id
         tracker = self.trackers[bid]
-        self._note(batch)
+        self._note(batch, bid)
         ended = tracker.answered(batch, now)
         if ended is None:
             self.due[bid] = now + tracker.next_sleep(now, age)
@@ -171,18 +175,19 @@ class ListTracker:
             return []
         return list(self.pending)
 
-    def was_cancelled(self, batch: BatchJob) -> None:
+    def was_cancelled(self, batch: BatchJob, *, batch_id: str | None = None) -> None:
         """A cancel's answer: its status is the one the event reports. A batch that had completed by
         then was not cancelled, and counts as finished."""
-        self._note(batch)
+        bid = batch_id or batch.id
+        self._note(batch, bid)
         if batch.status.is_success:
-            if batch.id in self.pending:
-                self.pending.remove(batch.id)
-        elif batch.id not in self.cancelled:
-            self.cancelled.append(batch.id)
+            if bid in self.pending:
+                self.pending.remove(bid)
+        elif bid not in self.cancelled:
+            self.cancelled.append(bid)
 
-    def _note(self, batch: BatchJob) -> None:
-        self.seen[batch.id] = {
+    def _note(self, batch: BatchJob, batch_id: str) -> None:
+        self.seen[batch_id] = {
             "status": batch.raw_status,
             "output_file_id": batch.output_file_id,
             "error_file_id": batch.error_file_id,

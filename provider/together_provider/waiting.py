@@ -211,14 +211,14 @@ class BatchWait:
                     )
             else:
                 log.info(progress_line(batch))
-                event = tracker.answered(batch, now)
+                event = tracker.answered(batch, now, batch_id=batch_id)
             if event is not None:
                 break
         if event is None:
             return None
         for batch_id in tracker.to_cancel(self.cancel_rest_on_failure):
             try:
-                tracker.was_cancelled(hook.cancel_batch(batch_id))
+                tracker.was_cancelled(hook.cancel_batch(batch_id), batch_id=batch_id)
             except (TogetherError, ValueError) as exc:
                 log.warning("Could not cancel Together batch %s: %s", batch_id, exc)
         return tracker.event()

@@ -333,7 +333,7 @@ class BatchListStatusTrigger(BaseTrigger):
                                     failures.last_error,
                                 )
                         else:
-                            got = tracker.answered(batch, now, age)
+                            got = tracker.answered(batch, now, age, batch_id=bid)
                             progress[bid].seen(batch, tracker.trackers[bid], now)
                         event = event or got
                     del answers
@@ -359,7 +359,7 @@ class BatchListStatusTrigger(BaseTrigger):
                 raise outcome
             else:
                 self.log.info(describe_cancel(outcome))
-                tracker.was_cancelled(outcome.batch)
+                tracker.was_cancelled(outcome.batch, batch_id=bid)
 
     async def _cancel(self) -> None:
         client = self._client()
