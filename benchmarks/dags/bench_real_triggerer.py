@@ -3,6 +3,8 @@ stack's DAG folder). The batch ids come in each run's conf, so the DAG file neve
 
 - ``bench_rt_start``: one BatchCompletionSensor per run with ``start_from_trigger=True``: the scheduler
   defers it straight into the triggerer, which renders ``batch_id`` from the conf (Airflow 3.3+).
+- ``bench_rt_end``: the same with ``end_from_trigger=True``: a completed batch ends the task in the
+  triggerer, so no worker runs at all.
 - ``bench_rt_mapped``: one run, a sensor mapped over ``conf["batch_ids"]``: each map index checks once on
   a worker and defers from there, the usual path.
 - ``bench_rt_heartbeat``: one task deferring to benchmarks.heartbeat_trigger.HeartbeatTrigger, which
@@ -49,6 +51,15 @@ with DAG(dag_id="bench_rt_start", schedule=None, start_date=datetime(2026, 1, 1)
         batch_id="{{ dag_run.conf['batch_id'] }}",
         poll_interval=POLL_INTERVAL,
         start_from_trigger=True,
+    )
+
+with DAG(dag_id="bench_rt_end", schedule=None, start_date=datetime(2026, 1, 1), catchup=False, **LIMITS):
+    BatchCompletionSensor(
+        task_id="wait",
+        batch_id="{{ dag_run.conf['batch_id'] }}",
+        poll_interval=POLL_INTERVAL,
+        start_from_trigger=True,
+        end_from_trigger=True,
     )
 
 with DAG(dag_id="bench_rt_mapped", schedule=None, start_date=datetime(2026, 1, 1), catchup=False, **LIMITS):

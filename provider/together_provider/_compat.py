@@ -74,6 +74,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "TriggerEvent": ("airflow.triggers.base", "TriggerEvent"),
     # Airflow 2.10+; only a sensor with start_from_trigger=True builds one (start_in_triggerer.py).
     "StartTriggerArgs": ("airflow.triggers.base", "StartTriggerArgs"),
+    # Airflow 2.10+; only BatchStatusEndingTrigger (end_from_trigger=True) yields one.
+    "TaskSuccessEvent": ("airflow.triggers.base", "TaskSuccessEvent"),
 }
 
 # Airflow 3.0's execution API refuses a None XCom value: its task SDK posts no body for it and the

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 TRIGGER_CLASS = "together_provider.triggers.batch.BatchStatusTrigger"
+ENDING_TRIGGER_CLASS = "together_provider.triggers.ending.BatchStatusEndingTrigger"
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
 
@@ -18,12 +19,24 @@ def _templated(value: Any) -> bool:
     return isinstance(value, str) and any(marker in value for marker in _TEMPLATE_MARKERS)
 
 
-def start_trigger_args(task: Any) -> Any | None:
+def start_trigger_args(task: Any, start_from_trigger: bool = True) -> Any | None:
     """The ``StartTriggerArgs`` the sensor's wait starts with, or None when it has to start on a worker
     as usual (a templated field on Airflow before 3.3, said in a warning). Raises ValueError for what
-    can never start in the triggerer, naming the field and the fix."""
+    can never start in the triggerer, naming the field and the fix. With ``task.end_from_trigger`` the
+    trigger also ends a completed wait (triggers/ending.py)."""
     from together_provider import _compat
 
+    ending = bool(getattr(task, "end_from_trigger", False))
+    if ending and not start_from_trigger:
+        raise ValueError(
+            "end_from_trigger=True needs start_from_trigger=True: only a wait started in the "
+            "triggerer ends there; set both, or neither"
+        )
+    if ending and getattr(task, "outlets", None):
+        raise ValueError(
+            "end_from_trigger=True cannot be used with outlets: Airflow marks the task successful "
+            "from the triggerer, where no asset event is emitted; drop outlets or end_from_trigger"
+        )
     if not task.deferrable:
         raise ValueError(
             "start_from_trigger=True needs deferrable=True: the wait starts in the triggerer, "
@@ -50,9 +63,11 @@ def start_trigger_args(task: Any) -> Any | None:
             stacklevel=3,
         )
         return None
+    kwargs = {"fail_on_request_errors": bool(task.fail_on_request_errors)} if ending else {}
     return start_args(
-        trigger_cls=TRIGGER_CLASS,
+        trigger_cls=ENDING_TRIGGER_CLASS if ending else TRIGGER_CLASS,
         trigger_kwargs={
+            **kwargs,
             "batch_id": task.batch_id,
             "together_conn_id": task.together_conn_id,
             "poll_interval": task.poll_interval,

@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from airflow.providers.common.compat.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG, Asset
 
 from together_provider import _compat
 from together_provider.sensors.batch import BatchCompletionSensor
-from together_provider.start_in_triggerer import TRIGGER_CLASS
+from together_provider.start_in_triggerer import ENDING_TRIGGER_CLASS, TRIGGER_CLASS
 from together_provider.triggers.batch import BatchStatusTrigger
 
 
@@ -96,3 +96,31 @@ def test_a_mapped_sensor_is_accepted_and_left_to_start_on_a_worker():
         )
     # Without start_trigger_args Airflow's scheduler hands each map index to a worker as usual.
     assert getattr(mapped, "start_trigger_args", None) is None
+
+
+def test_end_from_trigger_picks_the_ending_trigger():
+    sensor = BatchCompletionSensor(
+        task_id="s", batch_id="b", start_from_trigger=True, end_from_trigger=True, fail_on_request_errors=True
+    )
+    args = sensor.start_trigger_args
+    assert args.trigger_cls == ENDING_TRIGGER_CLASS
+    assert args.trigger_kwargs["fail_on_request_errors"] is True
+    from together_provider.triggers.ending import BatchStatusEndingTrigger
+
+    assert BatchStatusEndingTrigger(**args.trigger_kwargs).serialize() == (
+        ENDING_TRIGGER_CLASS,
+        args.trigger_kwargs,
+    )
+
+
+def test_end_from_trigger_refusals():
+    with pytest.raises(ValueError, match="end_from_trigger=True needs start_from_trigger=True"):
+        BatchCompletionSensor(task_id="s", batch_id="b", end_from_trigger=True)
+    with pytest.raises(ValueError, match="end_from_trigger=True cannot be used with outlets"):
+        BatchCompletionSensor(
+            task_id="t",
+            batch_id="b",
+            start_from_trigger=True,
+            end_from_trigger=True,
+            outlets=[Asset("x://y")],
+        )

@@ -69,7 +69,11 @@ class BatchCompletionSensor(BaseSensorOperator):
         usual); there is no check before deferring, so a finished batch is still seen by the trigger
         and the batch-link XCom is not pushed; the timeout is Airflow's trigger timeout, counted from
         when the scheduler deferred the task; mapped tasks always start on a worker (Airflow does not
-        start mapped tasks in the triggerer). ``execute_complete`` still runs on a worker.
+        start mapped tasks in the triggerer). ``execute_complete`` still runs on a worker, unless:
+    :param end_from_trigger: with ``start_from_trigger=True``, a batch that COMPLETED ends the task in
+        the triggerer with the same XComs and return value, so no worker runs at all (Airflow 2.10+);
+        every other outcome resumes on a worker as usual. Not with ``outlets`` (Airflow emits no asset
+        event for a task the triggerer ends). Off by default.
     :param timeout: how long to wait in all, in seconds. Defaults to Airflow's sensor default but
         never less than 72 hours, since Together batches can run past their 24 h window.
     """
@@ -91,6 +95,7 @@ class BatchCompletionSensor(BaseSensorOperator):
         adaptive_polling: bool = True,
         cancel_rest_on_failure: bool = False,
         start_from_trigger: bool = False,
+        end_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         poll_interval = checked_poll_interval(poll_interval)
@@ -108,10 +113,11 @@ class BatchCompletionSensor(BaseSensorOperator):
         self.adaptive_polling = adaptive_polling
         self.cancel_rest_on_failure = cancel_rest_on_failure
         self._tracker: WaitTracker | ListTracker | None = None
-        if start_from_trigger:
+        self.end_from_trigger = end_from_trigger
+        if start_from_trigger or end_from_trigger:
             from together_provider.start_in_triggerer import start_trigger_args
 
-            self.start_trigger_args = start_trigger_args(self)
+            self.start_trigger_args = start_trigger_args(self, start_from_trigger)
             self.start_from_trigger = self.start_trigger_args is not None
 
     @cached_property
