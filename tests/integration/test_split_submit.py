@@ -15,7 +15,7 @@ from together_provider._compat import AIRFLOW_V_3_0_PLUS, AirflowFailException
 from together_provider.client.errors import ServerError
 from together_provider.hooks.together import TogetherHook
 from together_provider.operators.batch import STATE_BATCH_ID, STATE_BATCH_IDS, SubmitBatchOperator
-from together_provider.resubmission import run_key
+from together_provider.resubmission import run_key, upload_name
 
 from ..helpers import RecordingTI, wait_terminal
 
@@ -236,3 +236,31 @@ def test_split_arguments_that_cannot_work_are_refused(kwargs, message):
     arguments = {"task_id": "s", "input_file_path": "in.jsonl", "split": True, **kwargs}
     with pytest.raises(ValueError, match=message):
         SubmitBatchOperator(**arguments)
+
+
+def test_the_emulator_limits_route(emu):
+    import requests
+
+    try:
+        got = requests.post(f"{emu.url}/_emulator/limits", json={"max_requests_per_batch": 7}, timeout=10)
+        assert got.status_code == 200 and got.json()["max_requests_per_batch"] == 7
+        assert requests.get(f"{emu.url}/_emulator/limits", timeout=10).json()["max_requests_per_batch"] == 7
+        refused = requests.post(f"{emu.url}/_emulator/limits", json={"max_bytes_per_batch": 0}, timeout=10)
+        assert refused.status_code == 400 and "max_bytes_per_batch" in refused.json()["error"]
+    finally:
+        emu.set_limits(max_requests_per_batch=50_000, max_bytes_per_batch=100 * 1024 * 1024)
+
+
+@pytest.mark.parametrize(
+    ("part", "expected"),
+    [
+        ((3, 4), "big.af-0123456789abcdef-p003of004-ffffffffffff.jsonl"),
+        ((7, 1234), "big.af-0123456789abcdef-p0007of1234-ffffffffffff.jsonl"),
+    ],
+)
+def test_a_part_name_carries_its_place(part, expected):
+    assert upload_name("/data/big.jsonl", "0123456789abcdef", "f" * 64, part=part) == expected
+    assert (
+        upload_name("/data/big.jsonl", "0123456789abcdef", "f" * 64)
+        == "big.af-0123456789abcdef-ffffffffffff.jsonl"
+    )
