@@ -364,15 +364,17 @@ def test_the_example_dag_watches_the_asset_and_reports_each_batch(capsys):
     if not EVENT_DRIVEN_SCHEDULING:
         assert not hasattr(module, "dag")  # Airflow 2: the file parses and defines no DAG
         return
-    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.serialization import serialized_objects
 
+    # The DAG processor's serializer: SerializedDAG on 3.0-3.2, DagSerialization on 3.3.
+    serializer = getattr(serialized_objects, "DagSerialization", None) or serialized_objects.SerializedDAG
     from together_provider.triggers.watch import BatchFinishedTrigger
 
     dag = module.dag
     (watcher_,) = module.batches_finished.watchers
     assert isinstance(watcher_.trigger, BatchFinishedTrigger)
     assert dag.is_paused_upon_creation is True  # the watcher polls only once someone unpauses it
-    serialized = json.dumps(DagSerialization.to_dict(dag))
+    serialized = json.dumps(serializer.to_dict(dag))
     assert "together_provider.triggers.watch.BatchFinishedTrigger" in serialized
     # What the run's task sees: one asset event per finished batch, the batch in extra["payload"].
     events = [
@@ -394,8 +396,16 @@ def test_the_example_dag_watches_the_asset_and_reports_each_batch(capsys):
             },
         )
     ]
+
+    class TriggeringEvents:
+        """Airflow's accessor by shape: subscripted by the asset (unhashable on 3.0, so no dict)."""
+
+        def __getitem__(self, asset):
+            assert asset == module.batches_finished
+            return events
+
     task = dag.get_task("report_batch")
-    assert task.python_callable(triggering_asset_events={module.batches_finished: events}) == [
+    assert task.python_callable(triggering_asset_events=TriggeringEvents()) == [
         "file-out-1",
         "file-out-2",
     ]
