@@ -377,19 +377,22 @@ class SubmitBatchOperator(_TogetherOperator):
                 )
                 return previous
 
-        batch = self.hook.create_batch(
-            input_file_id,
-            endpoint=self.endpoint,
-            completion_window=self.completion_window,
-            priority=self.priority,
-            model_id=self.model_id,
-        )
+        batch = self._create_batch(input_file_id)
         self.log.info(
             "Created Together batch %s (%s) from file %s", batch.id, batch.raw_status, input_file_id
         )
         if store is not None:
             store.set(STATE_BATCH_ID, batch.id)
         return batch
+
+    def _create_batch(self, input_file_id: str) -> BatchJob:
+        return self.hook.create_batch(
+            input_file_id,
+            endpoint=self.endpoint,
+            completion_window=self.completion_window,
+            priority=self.priority,
+            model_id=self.model_id,
+        )
 
     def _stored_batch(self, store: Any) -> BatchJob | None:
         from together_provider import resubmission
@@ -484,13 +487,7 @@ class SubmitBatchOperator(_TogetherOperator):
                 )
                 batch = previous
             else:
-                batch = self.hook.create_batch(
-                    file_id,
-                    endpoint=self.endpoint,
-                    completion_window=self.completion_window,
-                    priority=self.priority,
-                    model_id=self.model_id,
-                )
+                batch = self._create_batch(file_id)
                 self.log.info(
                     "Part %d/%d (lines %d-%d): created Together batch %s (%s) from file %s",
                     part.number,

@@ -59,7 +59,7 @@ class EmulatorServer:
         self._requested_port = port
         self._own_data_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir is not None else None
-        self._settings = {
+        self._settings: dict[str, Any] = {
             "validating_seconds": validating_seconds,
             "processing_seconds": processing_seconds,
             "latency_ms": latency_ms,
