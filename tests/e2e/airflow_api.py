@@ -58,6 +58,30 @@ class AirflowAPI:
     def unpause(self, dag_id: str) -> None:
         self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
+    def asset(self, uri: str) -> dict[str, Any] | None:
+        """The asset with exactly this URI, its watchers (name, trigger_id) among its fields."""
+        assets = self._call("GET", "/assets", params={"uri_pattern": uri, "limit": 100})["assets"]
+        return next((asset for asset in assets if asset["uri"] == uri), None)
+
+    def asset_events(self, asset_id: int) -> list[dict[str, Any]]:
+        """Every stored event of the asset, oldest first (a page of 100 at a time)."""
+        events: list[dict[str, Any]] = []
+        while True:
+            params = {"asset_id": asset_id, "limit": 100, "offset": len(events), "order_by": "timestamp"}
+            page = self._call("GET", "/assets/events", params=params)["asset_events"]
+            events += page
+            if len(page) < 100:
+                return events
+
+    def queued_asset_events(self, dag_id: str) -> list[dict[str, Any]]:
+        """The asset events queued for the DAG's next run (its AssetDagRunQueue)."""
+        return self._call("GET", f"/dags/{dag_id}/assets/queuedEvents")["queued_events"]
+
+    def asset_state(self, asset_id: int) -> dict[str, Any]:
+        """The asset's state store (Airflow 3.3+): key -> value."""
+        rows = self._call("GET", f"/assets/{asset_id}/state-store", params={"limit": 100})
+        return {row["key"]: row["value"] for row in rows["asset_state_store"]}
+
     def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None) -> None:
         body = {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}}
         self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)

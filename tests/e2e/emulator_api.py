@@ -49,6 +49,22 @@ class Emulator:
         answer.raise_for_status()
         return answer.json()
 
+    def submit(self, file_name: str, content: bytes) -> dict[str, Any]:
+        """Upload an input file and create a batch from it straight through /v1, as an app outside
+        Airflow would; the created batch."""
+        answer = self.session.post(
+            f"{self.url}/v1/files/upload",
+            headers=self._auth,
+            data={"purpose": "batch-api", "file_name": file_name},
+            files={"file": (file_name, content, "application/jsonl")},
+            timeout=30,
+        )
+        answer.raise_for_status()
+        body = {"endpoint": "/v1/chat/completions", "input_file_id": answer.json()["id"]}
+        answer = self.session.post(f"{self.url}/v1/batches", headers=self._auth, json=body, timeout=30)
+        answer.raise_for_status()
+        return answer.json()["job"]
+
     def file_text(self, file_id: str) -> str:
         answer = self.session.get(f"{self.url}/v1/files/{file_id}/content", headers=self._auth, timeout=30)
         answer.raise_for_status()
