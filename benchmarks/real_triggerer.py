@@ -117,6 +117,20 @@ def _lags(path: Path, start: float, end: float) -> list[float]:
     return out
 
 
+def _collections(gc_dir: Path, pids: set[int], start: float, end: float) -> dict[int, list[float]]:
+    """gc_probe's lines of these processes between ``start`` and ``end``, by generation."""
+    found: dict[int, list[float]] = {}
+    for pid in pids:
+        path = gc_dir / f"gc-{pid}.log"
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            at, generation, took, _collected = line.split()
+            if start <= float(at) <= end:
+                found.setdefault(int(generation), []).append(float(took))
+    return found
+
+
 def _lag_summary(lags: list[float]) -> dict[str, float | None]:
     def ms(value: float | None) -> float | None:
         return None if value is None else round(value * 1000, 1)
@@ -135,14 +149,19 @@ class Bench:
 
         self.out = out
         self.interval = interval
+        self.samples_dir = Path(tempfile.mkdtemp(prefix="bench-rt-"))
+        self.gc_dir = self.samples_dir / "gc"
+        self.gc_dir.mkdir()
         self.stack = Stack(
             triggerers=1,
             worker_queues=(("default",),),
             extra_env={
                 "AIRFLOW__TRIGGERER__CAPACITY": str(capacity),
                 "BENCH_RT_POLL_INTERVAL": str(interval),
-                # The heartbeat trigger's module; DAG files and the provider need nothing from here.
-                "PYTHONPATH": str(ROOT),
+                # The heartbeat trigger's module, and gc_probe's sitecustomize, which logs every
+                # collection of 20 ms or more; DAG files and the provider need nothing from here.
+                "PYTHONPATH": os.pathsep.join((str(ROOT), str(ROOT / "benchmarks" / "gc_probe"))),
+                "BENCH_GC_LOG": str(self.gc_dir),
                 # Thousands of runs are triggered at once: let the scheduler take more per loop.
                 "AIRFLOW__SCHEDULER__MAX_DAGRUNS_PER_LOOP_TO_SCHEDULE": "500",
                 "AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY": "1000",
@@ -150,7 +169,6 @@ class Bench:
             extra_dags=[DAG_FILE],
         )
         self.triggerer = "triggerer-1"
-        self.samples_dir = Path(tempfile.mkdtemp(prefix="bench-rt-"))
         self.phase_count = 0
 
     def start(self) -> None:
@@ -305,6 +323,9 @@ class Bench:
         ]
         stop.touch()
         whole_lags = _lags(samples, started, all_done)
+        from tests.e2e.processes import descendants
+
+        collections = _collections(self.gc_dir, {pid, *descendants(pid)}, started, all_done)
         result: dict[str, Any] = {
             "n": n,
             "mode": mode,
@@ -318,6 +339,11 @@ class Bench:
             **_lag_summary(steady_lags),
             "whole_run_lag_max_ms": _lag_summary(whole_lags)["lag_max_ms"],
             "completion_lag_max_ms": _lag_summary(after_lags)["lag_max_ms"],
+            # The triggerer's collections of 20 ms or more from the waits' start to the last success.
+            "gc_pauses_over_20ms": {
+                str(generation): {"count": len(took), "max_ms": round(max(took) * 1000, 1)}
+                for generation, took in sorted(collections.items())
+            },
             "seconds_to_trigger_runs": round(triggered - started, 1),
             "seconds_to_all_polled": round(all_polled - started, 1),
             "completion_to_success_p50_s": _round(percentile(delays, 0.5)),
