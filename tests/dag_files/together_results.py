@@ -28,7 +28,8 @@ def _report_task():
         rows = []
         if manifest:
             with ObjectStoragePath(f"file://{manifest['result_uri']}").open("r") as handle:
-                rows = [json.loads(line) for line in handle]
+                # readline, not iteration: Airflow 2.11's ObjectStoragePath handle cannot be iterated.
+                rows = [json.loads(line) for line in iter(handle.readline, "")]
         got = {"manifest": manifest, "return_value": ti.xcom_pull(task_ids="results"), "rows": rows}
         with open(context["params"]["report"], "w") as handle:
             json.dump(got, handle)
