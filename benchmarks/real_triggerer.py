@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -370,6 +371,7 @@ class Bench:
         finally:
             self.stack.stop()
             self.stack.remove()
+            shutil.rmtree(self.samples_dir, ignore_errors=True)
 
 
 def _of_phase(ti: dict[str, Any], label: str) -> bool:
