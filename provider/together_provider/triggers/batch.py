@@ -57,7 +57,50 @@ class _ProgressLog:
             self.logged, self.logged_at = state, now
 
 
-class BatchStatusTrigger(BaseTrigger):
+class _BatchWaitTrigger(BaseTrigger):
+    """What the batch waits' triggers share: the wait's settings as stored in their kwargs, the clock
+    and sleep (never serialized: tests pass fake ones so a wait's timing is deterministic), the client."""
+
+    def __init__(
+        self,
+        *,
+        together_conn_id: str,
+        poll_interval: float,
+        deadline: float | None,
+        max_consecutive_failures: int,
+        cancel_on_kill: bool,
+        adaptive_polling: bool,
+        clock: Callable[[], float] | None,
+        sleep: Callable[[float], Awaitable[Any]] | None,
+    ) -> None:
+        super().__init__()
+        self._clock = clock or time.time
+        self._sleep = sleep or asyncio.sleep
+        self.together_conn_id = together_conn_id
+        self.poll_interval = checked_poll_interval(poll_interval)
+        self.deadline = None if deadline is None else float(deadline)
+        self.max_consecutive_failures = int(max_consecutive_failures)
+        self.cancel_on_kill = bool(cancel_on_kill)
+        self.adaptive_polling = bool(adaptive_polling)
+
+    def _wait_kwargs(self) -> dict[str, Any]:
+        return {
+            "together_conn_id": self.together_conn_id,
+            "poll_interval": self.poll_interval,
+            "deadline": self.deadline,
+            "max_consecutive_failures": self.max_consecutive_failures,
+            "cancel_on_kill": self.cancel_on_kill,
+            "adaptive_polling": self.adaptive_polling,
+        }
+
+    def _client(self) -> Any:
+        # Imported on first use: workers build these triggers only to defer, and need no aiohttp for that.
+        from together_provider.hooks.async_client import AsyncTogetherClient
+
+        return AsyncTogetherClient(self.together_conn_id)
+
+
+class BatchStatusTrigger(_BatchWaitTrigger):
     """Polls one batch until it reaches a terminal status, the deadline passes, or polling keeps failing.
 
     Yields exactly one event and returns. Its kwargs hold no secret: the key is looked up from the
@@ -92,39 +135,25 @@ class BatchStatusTrigger(BaseTrigger):
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
     ) -> None:
-        super().__init__()
-        # Not serialized: tests pass a fake clock and sleep so that a wait's timing is deterministic.
-        self._clock = clock or time.time
-        self._sleep = sleep or asyncio.sleep
         if not batch_id or not str(batch_id).strip():
             raise ValueError(f"batch_id must be a non-empty string, got {batch_id!r}")
+        super().__init__(
+            together_conn_id=together_conn_id,
+            poll_interval=poll_interval,
+            deadline=deadline,
+            max_consecutive_failures=max_consecutive_failures,
+            cancel_on_kill=cancel_on_kill,
+            adaptive_polling=adaptive_polling,
+            clock=clock,
+            sleep=sleep,
+        )
         self.batch_id = str(batch_id).strip()
-        self.together_conn_id = together_conn_id
-        self.poll_interval = checked_poll_interval(poll_interval)
-        self.deadline = None if deadline is None else float(deadline)
-        self.max_consecutive_failures = int(max_consecutive_failures)
-        self.cancel_on_kill = bool(cancel_on_kill)
-        self.adaptive_polling = bool(adaptive_polling)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "batch_id": self.batch_id,
-                "together_conn_id": self.together_conn_id,
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-                "max_consecutive_failures": self.max_consecutive_failures,
-                "cancel_on_kill": self.cancel_on_kill,
-                "adaptive_polling": self.adaptive_polling,
-            },
+            {"batch_id": self.batch_id, **self._wait_kwargs()},
         )
-
-    def _client(self) -> Any:
-        # Imported on first use: workers build this trigger only to defer, and need no aiohttp for that.
-        from together_provider.hooks.async_client import AsyncTogetherClient
-
-        return AsyncTogetherClient(self.together_conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         client = self._client()
@@ -208,7 +237,7 @@ class BatchStatusTrigger(BaseTrigger):
             await self._cancel()
 
 
-class BatchListStatusTrigger(BaseTrigger):
+class BatchListStatusTrigger(_BatchWaitTrigger):
     """Polls several batches until all are COMPLETED, one ends FAILED, EXPIRED or CANCELLED, the deadline
     passes, or polling one keeps failing; yields exactly one event (see ``list_wait.ListTracker.event``)
     and returns.
@@ -241,38 +270,29 @@ class BatchListStatusTrigger(BaseTrigger):
     ) -> None:
         from together_provider.list_wait import batch_ids_of
 
-        super().__init__()
-        self._clock = clock or time.time
-        self._sleep = sleep or asyncio.sleep
         ids = batch_ids_of(list(batch_ids) if isinstance(batch_ids, tuple) else batch_ids, "batch_ids")
+        super().__init__(
+            together_conn_id=together_conn_id,
+            poll_interval=poll_interval,
+            deadline=deadline,
+            max_consecutive_failures=max_consecutive_failures,
+            cancel_on_kill=cancel_on_kill,
+            adaptive_polling=adaptive_polling,
+            clock=clock,
+            sleep=sleep,
+        )
         self.batch_ids = [ids] if isinstance(ids, str) else ids
-        self.together_conn_id = together_conn_id
-        self.poll_interval = checked_poll_interval(poll_interval)
-        self.deadline = None if deadline is None else float(deadline)
-        self.max_consecutive_failures = int(max_consecutive_failures)
-        self.cancel_on_kill = bool(cancel_on_kill)
         self.cancel_rest_on_failure = bool(cancel_rest_on_failure)
-        self.adaptive_polling = bool(adaptive_polling)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "batch_ids": list(self.batch_ids),
-                "together_conn_id": self.together_conn_id,
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-                "max_consecutive_failures": self.max_consecutive_failures,
-                "cancel_on_kill": self.cancel_on_kill,
+                **self._wait_kwargs(),
                 "cancel_rest_on_failure": self.cancel_rest_on_failure,
-                "adaptive_polling": self.adaptive_polling,
             },
         )
-
-    def _client(self) -> Any:
-        from together_provider.hooks.async_client import AsyncTogetherClient
-
-        return AsyncTogetherClient(self.together_conn_id)
 
     async def _poll(self, client: Any, batch_id: str) -> tuple[BatchJob | None, float, TogetherError | None]:
         try:
