@@ -145,11 +145,12 @@ def _lag_summary(lags: list[float]) -> dict[str, float | None]:
 
 
 class Bench:
-    def __init__(self, out: Path, interval: float, capacity: int) -> None:
+    def __init__(self, out: Path, interval: float, capacity: int, adaptive: bool = False) -> None:
         from tests.e2e.stack import Stack
 
         self.out = out
         self.interval = interval
+        self.adaptive = adaptive
         self.samples_dir = Path(tempfile.mkdtemp(prefix="bench-rt-"))
         self.gc_dir = self.samples_dir / "gc"
         self.gc_dir.mkdir()
@@ -159,6 +160,7 @@ class Bench:
             extra_env={
                 "AIRFLOW__TRIGGERER__CAPACITY": str(capacity),
                 "BENCH_RT_POLL_INTERVAL": str(interval),
+                "BENCH_RT_ADAPTIVE": "1" if adaptive else "0",
                 # The heartbeat trigger's module, and gc_probe's sitecustomize, which logs every
                 # collection of 20 ms or more; DAG files and the provider need nothing from here.
                 "PYTHONPATH": os.pathsep.join((str(ROOT), str(ROOT / "benchmarks" / "gc_probe"))),
@@ -331,6 +333,7 @@ class Bench:
             "n": n,
             "mode": mode,
             "interval_s": self.interval,
+            "adaptive_polling": self.adaptive,
             "rss_base_mb": round(rss_base / 2**20, 1),
             "rss_with_mb": round(rss_with / 2**20, 1),
             "rss_per_wait_kb": round((rss_with - rss_base) / n / 1024, 1),
@@ -408,8 +411,10 @@ def _until(ready: Any, timeout: float, what: str) -> Any:
         time.sleep(2)
 
 
-def measure(out: Path, phases: list[tuple[str, int]], interval: float, steady: float) -> list[dict[str, Any]]:
-    bench = Bench(out, interval, capacity=max(n for _, n in phases) + 100)
+def measure(
+    out: Path, phases: list[tuple[str, int]], interval: float, steady: float, adaptive: bool = False
+) -> list[dict[str, Any]]:
+    bench = Bench(out, interval, capacity=max(n for _, n in phases) + 100, adaptive=adaptive)
     results = []
     try:
         bench.start()
@@ -529,9 +534,10 @@ def main() -> int:
     )
     parser.add_argument("--interval", type=float, default=20.0)
     parser.add_argument("--steady", type=float, default=60.0)
+    parser.add_argument("--adaptive", action="store_true", help="the sensors' adaptive polling (default off)")
     args = parser.parse_args()
     phases = [(item.split(":")[0], int(item.split(":")[1])) for item in args.phases.split(",") if item]
-    results = measure(args.out.resolve(), phases, args.interval, args.steady)
+    results = measure(args.out.resolve(), phases, args.interval, args.steady, args.adaptive)
     path = args.out / "real_triggerer.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2))
