@@ -13,6 +13,7 @@ from together_provider.client.errors import TogetherError
 from together_provider.client.models import BatchJob
 from together_provider.client.polling import checked_poll_interval
 from together_provider.outcome import EVENT_ERROR, WaitTracker, batch_event, ended_event
+from together_provider.triggers.log import OffLoopLogging
 
 if TYPE_CHECKING:
     from together_provider.list_wait import ListTracker
@@ -57,7 +58,7 @@ class _ProgressLog:
             self.logged, self.logged_at = state, now
 
 
-class _BatchWaitTrigger(BaseTrigger):
+class _BatchWaitTrigger(OffLoopLogging, BaseTrigger):
     """What the batch waits' triggers share: the wait's settings as stored in their kwargs, the clock
     and sleep (never serialized: tests pass fake ones so a wait's timing is deterministic), the client."""
 

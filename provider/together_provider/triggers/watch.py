@@ -49,6 +49,7 @@ from together_provider.client.models import BatchJob, BatchStatus
 from together_provider.client.polling import checked_poll_interval
 from together_provider.hooks import loop_share
 from together_provider.outcome import batch_event
+from together_provider.triggers.log import OffLoopLogger, OffLoopLogging
 
 DEFAULT_POLL_INTERVAL = 60.0
 STREAM = "together-batches"
@@ -59,7 +60,7 @@ LOOKBACK = timedelta(hours=1)
 STATE_KEY_PREFIX = "together_batch_watch"
 TERMINAL_STATUSES = tuple(status.value for status in BatchStatus if status.is_terminal)
 
-log = logging.getLogger(__name__)
+log = OffLoopLogger(logging.getLogger(__name__))
 
 Commit = Callable[[], Awaitable[None]]
 
@@ -351,7 +352,7 @@ class _Watch:
         return write
 
 
-class BatchFinishedTrigger(BaseEventTrigger):
+class BatchFinishedTrigger(OffLoopLogging, BaseEventTrigger):
     """Fires once per Together batch that reaches one of ``statuses``, for ``AssetWatcher``.
 
     Each event's payload (the asset event's ``extra["payload"]``) holds ``batch_id``, ``status``,
