@@ -51,4 +51,23 @@ def get_provider_info() -> dict:
             }
         ],
         "extra-links": ["together_provider.links.TogetherBatchLink"],
+        "config": {
+            "together": {
+                "description": "The Together AI provider's settings.\n",
+                "options": {
+                    "freeze_triggerer_heap": {
+                        "description": (
+                            "In Airflow's triggerer, when the first Together wait starts, move every "
+                            "object alive then out of the garbage collector's reach (gc.freeze()), so "
+                            "later full collections walk only what came after and no longer stop all "
+                            "triggers for longer than the triggerer's 0.2 s blocked warning.\n"
+                        ),
+                        "version_added": None,
+                        "type": "boolean",
+                        "example": "False",
+                        "default": "True",
+                    }
+                },
+            }
+        },
     }

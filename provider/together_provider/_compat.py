@@ -150,6 +150,18 @@ async def get_connection_async(conn_id: str, hook: Any = None) -> Any:
     return await sync_to_async((hook or BaseHook).get_connection)(conn_id)
 
 
+def in_triggerer() -> bool:
+    """True in the process where Airflow's triggerer runs triggers: Airflow 3's trigger runner (its
+    supervisor comms are the runner's own) or Airflow 2's triggerer thread."""
+    import threading
+
+    task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    if type(comms).__name__ == "TriggerCommsDecoder":
+        return True
+    return type(threading.current_thread()).__name__ == "TriggerRunner"
+
+
 def _supervisor_comms_are_sync_only() -> bool:
     # The comms live on the task runner module: a process that never imported it has none.
     task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")

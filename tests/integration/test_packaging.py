@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import importlib.resources
+import json
 import os
 import subprocess
 import sys
@@ -41,6 +43,18 @@ def test_every_module_named_in_provider_info_imports():
     for dotted in [info["connection-types"][0]["hook-class-name"], *info["extra-links"]]:
         module, _, name = dotted.rpartition(".")
         assert getattr(importlib.import_module(module), name)
+
+
+def test_the_provider_info_matches_airflows_schema_and_its_config_is_airflows(cli_env):
+    import jsonschema
+
+    schema = json.loads((importlib.resources.files("airflow") / "provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+    code, out = airflow(cli_env, "config", "get-value", "together", "freeze_triggerer_heap")
+    assert code == 0 and out.strip().splitlines()[-1] == "True", out
+    off = {**cli_env, "AIRFLOW__TOGETHER__FREEZE_TRIGGERER_HEAP": "false"}
+    code, out = airflow(off, "config", "get-value", "together", "freeze_triggerer_heap")
+    assert code == 0 and out.strip().splitlines()[-1] == "false", out
 
 
 def test_cli_lists_provider_and_adds_and_tests_a_connection(cli_env, emu):
