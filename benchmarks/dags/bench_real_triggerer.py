@@ -7,6 +7,8 @@ stack's DAG folder). The batch ids come in each run's conf, so the DAG file neve
   triggerer, so no worker runs at all.
 - ``bench_rt_mapped``: one run, a sensor mapped over ``conf["batch_ids"]``: each map index checks once on
   a worker and defers from there, the usual path.
+- ``bench_rt_null``: the ``end`` DAG's shape with benchmarks.null_trigger.NullWaitTrigger in place of
+  the sensor's trigger: Airflow's own cost per trigger, with none of the provider's code.
 - ``bench_rt_heartbeat``: one task deferring to benchmarks.heartbeat_trigger.HeartbeatTrigger, which
   records the triggerer loop's lag to ``conf["path"]`` until ``conf["stop_path"]`` exists.
 """
@@ -27,6 +29,37 @@ POLL_INTERVAL = float(os.environ.get("BENCH_RT_POLL_INTERVAL", "20"))
 ADAPTIVE = os.environ.get("BENCH_RT_ADAPTIVE", "0") == "1"
 # Deferred sensors hold no slot; these limits must not be what caps the benchmark.
 LIMITS: dict[str, Any] = {"max_active_runs": 20_000, "max_active_tasks": 20_000}
+
+
+class NullWaitOperator(BaseOperator):
+    """Starts in the triggerer and ends there, as the ``end`` DAG's sensor does."""
+
+    template_fields = ("batch_id", "release_path")
+
+    def __init__(self, *, batch_id: str, release_path: str, **kwargs: Any) -> None:
+        from airflow.triggers.base import StartTriggerArgs
+
+        super().__init__(**kwargs)
+        self.batch_id = batch_id
+        self.release_path = release_path
+        self.start_from_trigger = True
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls="benchmarks.null_trigger.NullWaitTrigger",
+            trigger_kwargs={
+                "batch_id": batch_id,
+                "release_path": release_path,
+                "poll_interval": POLL_INTERVAL,
+            },
+            next_method="execute_complete",
+            next_kwargs=None,
+            timeout=None,
+        )
+
+    def execute(self, context: Any) -> None:
+        raise RuntimeError("starts in the triggerer: never run on a worker")
+
+    def execute_complete(self, context: Any, event: Any = None) -> Any:
+        return event
 
 
 class HeartbeatOperator(BaseOperator):
@@ -76,6 +109,13 @@ with DAG(dag_id="bench_rt_mapped", schedule=None, start_date=datetime(2026, 1, 1
     BatchCompletionSensor.partial(
         task_id="wait", poll_interval=POLL_INTERVAL, adaptive_polling=ADAPTIVE
     ).expand(batch_id=batch_ids())
+
+with DAG(dag_id="bench_rt_null", schedule=None, start_date=datetime(2026, 1, 1), catchup=False, **LIMITS):
+    NullWaitOperator(
+        task_id="wait",
+        batch_id="{{ dag_run.conf['batch_id'] }}",
+        release_path="{{ dag_run.conf['release_path'] }}",
+    )
 
 with DAG(dag_id="bench_rt_heartbeat", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
     HeartbeatOperator(

@@ -203,10 +203,18 @@ def connection_in_the_metadata_db(stack: Stack) -> list[Result]:
         before = polls()
         _poll(lambda: polls() > before and wait_state() == "deferred", 60)
         polls_seen = polls() - before
+        batch_line = f"Together batch {batch_id}: IN_PROGRESS"
     stack.emulator.advance(HELD)
     state = stack.api.wait_runs(WAIT_DAG, [run_id], 180)[run_id]
     wait = stack.api.task_instance(WAIT_DAG, run_id, "wait_for_batch")
     correct = state == "success" and output_matches(stack, run_id, expected)
+    # The trigger writes its lines off the event loop (triggers/log.py): they must still reach this
+    # task's trigger log, not the triggerer's own; the triggerer's own says its heap was frozen.
+    in_trigger_log = deferred and _in_trigger_logs(stack, run_id, batch_line)
+    frozen = any(
+        "out of the garbage collector's reach" in stack.airflow[name].log_text()
+        for name in stack.triggerer_jobs
+    )
     return [
         Result(
             "connection stored in the metadata DB",
@@ -216,8 +224,25 @@ def connection_in_the_metadata_db(stack: Stack) -> list[Result]:
             f"wait_for_batch try {wait['try_number']}",
             correct and deferred and polls_seen > 0 and wait["try_number"] == 1,
             time.monotonic() - started,
-        )
+        ),
+        Result(
+            "trigger log lines and the triggerer's heap",
+            "the trigger's progress line in the task's trigger log; a triggerer froze its startup heap",
+            f"progress line {'in' if in_trigger_log else 'NOT in'} the trigger log; "
+            f"{'a triggerer froze its heap' if frozen else 'no triggerer froze its heap'}",
+            in_trigger_log and frozen,
+            0.0,
+        ),
     ]
+
+
+def _in_trigger_logs(stack: Stack, run_id: str, line: str) -> bool:
+    logs = stack.work / "airflow" / "logs"
+    return any(
+        line in path.read_text(errors="replace")
+        for path in logs.rglob("*trigger*")
+        if path.is_file() and run_id in str(path)
+    )
 
 
 def _trigger_held_runs(stack: Stack, prefix: str, count: int) -> dict[str, set[str]]:

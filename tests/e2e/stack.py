@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tests.e2e import airflow_local_settings
 from tests.e2e.airflow_api import AirflowAPI
@@ -82,14 +83,16 @@ class Stack:
         worker_queues: tuple[tuple[str, ...], ...] = WORKER_QUEUES,
         extra_env: Mapping[str, str] | None = None,
         extra_dags: Sequence[Path] = (),
+        connection_extra: Mapping[str, Any] | None = None,
     ) -> None:
         """The defaults are the e2e deployment; the benchmarks pass fewer triggerers or workers, extra
         settings (e.g. ``AIRFLOW__TRIGGERER__CAPACITY``) for every Airflow process, and DAG files of
-        their own."""
+        their own, and extras of the ``together_default`` connection."""
         self.triggerer_count = triggerers
         self.worker_queue_sets = worker_queues
         self.extra_env = dict(extra_env or {})
         self.extra_dags = list(extra_dags)
+        self.connection_extra = dict(connection_extra or {})
         self.work = Path(tempfile.mkdtemp(prefix="together-e2e-"))
         self.log_dir = self.work / "logs"
         self.log_dir.mkdir()
@@ -234,7 +237,9 @@ class Stack:
         passwords = self.work / "passwords.json"
         # Known in advance, so Airflow neither generates one nor prints it.
         passwords.write_text(json.dumps({self.username: self.password}))
-        connection = {"conn_type": "together", "host": emulator_url, "password": TEST_API_KEY}
+        connection: dict[str, Any] = {"conn_type": "together", "host": emulator_url, "password": TEST_API_KEY}
+        if self.connection_extra:
+            connection["extra"] = self.connection_extra
         deployment = {
             "AIRFLOW_HOME": str(self.work / "airflow"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{db}",
