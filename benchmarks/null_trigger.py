@@ -1,5 +1,5 @@
 """A benchmark-only trigger for item 17: as much of a wait as Airflow's triggerer sees (a templated id
-rendered in the triggerer, one check per interval, a ``TaskSuccessEvent`` with an XCom at the end) and
+rendered in the triggerer, one check per interval, a ``TaskSuccessEvent`` with the sensor's XComs) and
 none of the provider's code. N of these in the same stack as N provider waits give Airflow's own cost
 per trigger, the floor under any provider's. It checks ``release_path`` off the loop every
 ``poll_interval`` seconds and ends the task once that file exists."""
@@ -36,5 +36,11 @@ class NullWaitTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[Any]:
         while not await asyncio.to_thread(os.path.exists, self.release_path):
             await asyncio.sleep(self.poll_interval)
-        result = {"batch_id": self.batch_id, "status": "COMPLETED"}
-        yield TaskSuccessEvent(xcoms={"return_value": result})
+        # The XComs the sensor's ending trigger pushes: each is a row Airflow writes for the event.
+        result = {
+            "batch_id": self.batch_id,
+            "status": "COMPLETED",
+            "output_file_id": "file-0",
+            "error_file_id": None,
+        }
+        yield TaskSuccessEvent(xcoms={**result, "return_value": result})

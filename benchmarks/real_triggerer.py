@@ -50,6 +50,14 @@ HOW = {
     "null": "Airflow's floor: a trigger with no provider code, started and ended in the triggerer",
 }
 _CREATE_CONCURRENCY = 32
+# A phase's optional third field: settings of that phase's triggerer only.
+KNOBS: dict[str, dict[str, str]] = {
+    "": {},
+    # Airflow's per-trigger greenback portal, for a deployment whose triggers make no sync SDK call.
+    "nogb": {"AIRFLOW_DISABLE_GREENBACK_PORTAL": "true"},
+    # The provider's one-time freeze of the triggerer's startup heap, off.
+    "nofreeze": {"AIRFLOW__TOGETHER__FREEZE_TRIGGERER_HEAP": "false"},
+}
 
 
 def _tree_rss(pid: int) -> int:
@@ -187,13 +195,13 @@ class Bench:
         self.stack.start()
         self.stack.wait_dags(set(DAG_IDS.values()) | {"bench_rt_heartbeat"}, timeout=300)
 
-    def fresh_triggerer(self) -> None:
+    def fresh_triggerer(self, knob: str = "") -> None:
         """A new triggerer process, so each phase's baseline holds no memory of the last."""
-        if self.phase_count:
+        if self.phase_count or knob:
             old = self.stack.airflow.pop(self.triggerer)
             old.stop()
-            self.triggerer = f"triggerer-{self.phase_count + 1}"
-            self.stack._start_triggerer(self.triggerer)
+            self.triggerer = f"triggerer-{self.phase_count + 2}"
+            self.stack._start_triggerer(self.triggerer, KNOBS[knob])
         self.phase_count += 1
 
     def _service(self, name: str) -> Any:
@@ -237,11 +245,12 @@ class Bench:
         with ThreadPoolExecutor(len(apis)) as pool:
             list(pool.map(one, range(len(confs))))
 
-    def phase(self, n: int, mode: str, steady: float) -> dict[str, Any]:
-        """One measurement: N waits started as ``mode`` says (a key of DAG_IDS) in a fresh triggerer."""
-        label = f"{mode}-{n}"
+    def phase(self, n: int, mode: str, steady: float, knob: str = "") -> dict[str, Any]:
+        """One measurement: N waits started as ``mode`` says (a key of DAG_IDS) in a fresh triggerer,
+        with ``knob``'s settings (a key of KNOBS)."""
+        label = f"{mode}-{n}" + (f"-{knob}" if knob else "")
         print(f"  real_triggerer: {label} ({machine_load()})", flush=True)
-        self.fresh_triggerer()
+        self.fresh_triggerer(knob)
         stack = self.stack
         pid = self._service(self.triggerer).pid
         samples = self.samples_dir / f"{label}.lag"
@@ -347,10 +356,15 @@ class Bench:
         whole_lags = _lags(samples, started, all_done)
         from tests.e2e.processes import descendants
 
-        collections = _collections(self.gc_dir, {pid, *descendants(pid)}, started, all_done)
+        # The triggerer's own process is the supervisor; the trigger runner (the loop) is its child.
+        collections = {
+            "supervisor": _collections(self.gc_dir, {pid}, started, all_done),
+            "runner": _collections(self.gc_dir, set(descendants(pid)), started, all_done),
+        }
         result: dict[str, Any] = {
             "n": n,
             "mode": mode,
+            "knob": knob,
             "interval_s": self.interval,
             "adaptive_polling": self.adaptive,
             "max_requests_per_second": self.stack.connection_extra["max_requests_per_second"],
@@ -365,8 +379,11 @@ class Bench:
             "completion_lag_max_ms": _lag_summary(after_lags)["lag_max_ms"],
             # The triggerer's collections of 20 ms or more from the waits' start to the last success.
             "gc_pauses_over_20ms": {
-                str(generation): {"count": len(took), "max_ms": round(max(took) * 1000, 1)}
-                for generation, took in sorted(collections.items())
+                role: {
+                    str(generation): {"count": len(took), "max_ms": round(max(took) * 1000, 1)}
+                    for generation, took in sorted(found.items())
+                }
+                for role, found in collections.items()
             },
             "seconds_to_trigger_runs": round(triggered - started, 1),
             "seconds_to_all_polled": round(all_polled - started, 1),
@@ -433,14 +450,14 @@ def _until(ready: Any, timeout: float, what: str) -> Any:
 
 
 def measure(
-    out: Path, phases: list[tuple[str, int]], interval: float, steady: float, adaptive: bool = False
+    out: Path, phases: list[tuple[Any, ...]], interval: float, steady: float, adaptive: bool = False
 ) -> list[dict[str, Any]]:
-    bench = Bench(out, interval, capacity=max(n for _, n in phases) + 100, adaptive=adaptive)
+    bench = Bench(out, interval, capacity=max(phase[1] for phase in phases) + 100, adaptive=adaptive)
     results = []
     try:
         bench.start()
-        for mode, n in phases:
-            results.append(bench.phase(n, mode, steady))
+        for mode, n, *knob in phases:
+            results.append(bench.phase(n, mode, steady, *knob))
     finally:
         bench.close(out / "logs" / "real_triggerer")
     return results
@@ -551,13 +568,21 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench")
     parser.add_argument(
-        "--phases", default="start:100,end:100", help=f"mode:N, comma-separated; modes: {', '.join(DAG_IDS)}"
+        "--phases",
+        default="start:100,end:100",
+        help=f"mode:N[:knob], comma-separated; modes: {', '.join(DAG_IDS)}; knobs: "
+        + ", ".join(filter(None, KNOBS)),
     )
     parser.add_argument("--interval", type=float, default=20.0)
     parser.add_argument("--steady", type=float, default=60.0)
     parser.add_argument("--adaptive", action="store_true", help="the sensors' adaptive polling (default off)")
     args = parser.parse_args()
-    phases = [(item.split(":")[0], int(item.split(":")[1])) for item in args.phases.split(",") if item]
+    phases = []
+    for item in filter(None, args.phases.split(",")):
+        mode, n, *knob = item.split(":")
+        if mode not in DAG_IDS or any(k not in KNOBS for k in knob):
+            parser.error(f"unknown phase {item!r}")
+        phases.append((mode, int(n), *knob))
     results = measure(args.out.resolve(), phases, args.interval, args.steady, args.adaptive)
     path = args.out / "real_triggerer.json"
     path.parent.mkdir(parents=True, exist_ok=True)

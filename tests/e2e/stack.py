@@ -298,10 +298,13 @@ class Stack:
         """The hostname the tasks a worker ran record (airflow_local_settings.e2e_hostname)."""
         return f"e2e-{name}"
 
-    def _start_triggerer(self, name: str) -> None:
-        """Started one at a time, so each triggerer's job id is known (jobs record no pid)."""
+    def _start_triggerer(self, name: str, env: Mapping[str, str] | None = None) -> None:
+        """Started one at a time, so each triggerer's job id is known (jobs record no pid); ``env`` adds
+        to the stack's environment for this one."""
         before = self.api.alive_triggerer_ids()
-        service = self._airflow_service(name, "triggerer", "--skip-serve-logs")
+        service = self._airflow_service(
+            name, "triggerer", "--skip-serve-logs", env={**self.env, **env} if env else None
+        )
         new = _wait(f"{name}'s job", lambda: self.api.alive_triggerer_ids() - before, 120, [service])
         (self.triggerer_jobs[name],) = new  # type: ignore[misc]
 
