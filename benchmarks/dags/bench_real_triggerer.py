@@ -9,6 +9,9 @@ stack's DAG folder). The batch ids come in each run's conf, so the DAG file neve
   a worker and defers from there, the usual path.
 - ``bench_rt_null``: the ``end`` DAG's shape with benchmarks.null_trigger.NullWaitTrigger in place of
   the sensor's trigger: Airflow's own cost per trigger, with none of the provider's code.
+- ``bench_rt_openai``: the anchor, the openai provider's ``OpenAIBatchTrigger`` started in the triggerer
+  (its kwargs cannot be templated, so every run waits on one stub batch); it resumes on a worker. Only
+  the anchor phase's triggerer has the openai provider on its path.
 - ``bench_rt_heartbeat``: one task deferring to benchmarks.heartbeat_trigger.HeartbeatTrigger, which
   records the triggerer loop's lag to ``conf["path"]`` until ``conf["stop_path"]`` exists.
 """
@@ -59,6 +62,36 @@ class NullWaitOperator(BaseOperator):
         raise RuntimeError("starts in the triggerer: never run on a worker")
 
     def execute_complete(self, context: Any, event: Any = None) -> Any:
+        return event
+
+
+class OpenAIWaitOperator(BaseOperator):
+    """The anchor: OpenAIBatchTrigger, started in the triggerer; only the triggerer imports it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        from airflow.triggers.base import StartTriggerArgs
+
+        super().__init__(**kwargs)
+        self.start_from_trigger = True
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls="airflow.providers.openai.triggers.openai.OpenAIBatchTrigger",
+            trigger_kwargs={
+                "conn_id": "openai_bench",
+                "batch_id": "batch-bench",
+                "poll_interval": POLL_INTERVAL,
+                "timeout": 86_400.0,
+            },
+            next_method="execute_complete",
+            next_kwargs=None,
+            timeout=None,
+        )
+
+    def execute(self, context: Any) -> None:
+        raise RuntimeError("starts in the triggerer: never run on a worker")
+
+    def execute_complete(self, context: Any, event: Any = None) -> Any:
+        if not isinstance(event, dict) or event.get("status") != "success":
+            raise RuntimeError(f"the OpenAI batch did not complete: {event!r}")
         return event
 
 
@@ -116,6 +149,9 @@ with DAG(dag_id="bench_rt_null", schedule=None, start_date=datetime(2026, 1, 1),
         batch_id="{{ dag_run.conf['batch_id'] }}",
         release_path="{{ dag_run.conf['release_path'] }}",
     )
+
+with DAG(dag_id="bench_rt_openai", schedule=None, start_date=datetime(2026, 1, 1), catchup=False, **LIMITS):
+    OpenAIWaitOperator(task_id="wait")
 
 with DAG(dag_id="bench_rt_heartbeat", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
     HeartbeatOperator(
