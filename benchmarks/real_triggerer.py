@@ -440,6 +440,8 @@ class Bench:
             "rss_per_wait_kb": round((rss_with - rss_base) / n / 1024, 1),
             "blocked_warnings": len(blocked_lines),
             "blocked_examples": blocked_lines[:3],
+            # When each happened: while the waits started, in the steady window, or while they finished.
+            "blocked_by_stage": _by_stage(blocked_lines, all_polled, completed_at),
             "empty": _lag_summary(empty_lags),
             **_lag_summary(steady_lags),
             "whole_run_lag_max_ms": _lag_summary(whole_lags)["lag_max_ms"],
@@ -482,6 +484,18 @@ class Bench:
             self.stack.stop()
             self.stack.remove()
             shutil.rmtree(self.samples_dir, ignore_errors=True)
+
+
+def _by_stage(lines: list[str], all_polled: float, completed_at: float) -> dict[str, list[float]]:
+    stages: dict[str, list[float]] = {"starting": [], "steady": [], "finishing": []}
+    for line in lines:
+        at = _parse_time(line.split(" ", 1)[0])
+        took = re.search(r"blocked for ([0-9.]+) seconds", line)
+        if at is None or took is None:
+            continue
+        stage = "starting" if at <= all_polled else "steady" if at <= completed_at else "finishing"
+        stages[stage].append(float(took.group(1)))
+    return stages
 
 
 def _of_phase(ti: dict[str, Any], label: str) -> bool:
