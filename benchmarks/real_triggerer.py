@@ -87,6 +87,15 @@ def _openai_site(out: Path) -> Path:
     return site
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (its exited children not counted)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _tree_rss(pid: int) -> int:
     from tests.e2e.processes import descendants
 
@@ -255,6 +264,24 @@ class Bench:
         )
         return answer.json()
 
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of each part of the stack: the triggerer's supervisor and its runner apart,
+        every other service with its child processes (PostgreSQL's backends, the worker's tasks)."""
+        from tests.e2e.processes import descendants
+
+        found: dict[str, float] = {}
+        supervisor = self._service(self.triggerer).pid
+        found["triggerer supervisor"] = _cpu_seconds(supervisor)
+        found["triggerer runner"] = sum(_cpu_seconds(p) for p in descendants(supervisor))
+        for service in [*self.stack.infra, *self.stack.airflow.values()]:
+            if service.name == self.triggerer or not service.alive():
+                continue
+            name = "worker" if service.name.startswith("worker") else service.name
+            found[name] = found.get(name, 0.0) + sum(
+                _cpu_seconds(p) for p in [service.pid, *descendants(service.pid)]
+            )
+        return found
+
     def _service(self, name: str) -> Any:
         return self.stack.airflow[name]
 
@@ -333,6 +360,7 @@ class Bench:
         if mode == "openai":
             self._openai_log("DELETE")
         started = time.time()
+        cpu_started = self.cpu()
         dag_id = DAG_IDS[mode]
         release = self.samples_dir / f"{label}.release"
         if mode == "mapped":
@@ -353,6 +381,7 @@ class Bench:
         else:
             _until(lambda: self._polled_ids(wanted) == wanted, 600 + n * 0.5, f"all {n} waits polled once")
         all_polled = time.time()
+        cpu_polled = self.cpu()
         # One interval more, so every wait's second poll falls in the steady window.
         time.sleep(self.interval)
         stack.emulator.session.delete(f"{stack.emulator.url}/_emulator/requests", timeout=30)
@@ -379,6 +408,7 @@ class Bench:
         rss_with = median(steady_rss) or 0
 
         completed_at = time.time()
+        cpu_completed = self.cpu()
         stack.emulator.advance(FOREVER + 60)
         release.touch()
         if mode == "openai":
@@ -391,6 +421,7 @@ class Bench:
 
         tis = _until(finished, 900 + n * 1.0, f"all {n} waits to finish")
         all_done = time.time()
+        cpu_done = self.cpu()
         states: dict[str, int] = {}
         delays = []
         for ti in tis:
@@ -442,6 +473,10 @@ class Bench:
             "blocked_examples": blocked_lines[:3],
             # When each happened: while the waits started, in the steady window, or while they finished.
             "blocked_by_stage": _by_stage(blocked_lines, all_polled, completed_at),
+            # CPU seconds of each part of the stack while the waits started and while they finished.
+            "cpu_s_starting": _cpu_delta(cpu_started, cpu_polled),
+            "cpu_s_finishing": _cpu_delta(cpu_completed, cpu_done),
+            "seconds_finishing": round(all_done - completed_at, 1),
             "empty": _lag_summary(empty_lags),
             **_lag_summary(steady_lags),
             "whole_run_lag_max_ms": _lag_summary(whole_lags)["lag_max_ms"],
@@ -484,6 +519,10 @@ class Bench:
             self.stack.stop()
             self.stack.remove()
             shutil.rmtree(self.samples_dir, ignore_errors=True)
+
+
+def _cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: round(after[name] - before.get(name, 0.0), 1) for name in after}
 
 
 def _by_stage(lines: list[str], all_polled: float, completed_at: float) -> dict[str, list[float]]:
