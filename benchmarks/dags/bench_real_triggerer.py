@@ -34,25 +34,17 @@ ADAPTIVE = os.environ.get("BENCH_RT_ADAPTIVE", "0") == "1"
 LIMITS: dict[str, Any] = {"max_active_runs": 20_000, "max_active_tasks": 20_000}
 
 
-class NullWaitOperator(BaseOperator):
-    """Starts in the triggerer and ends there, as the ``end`` DAG's sensor does."""
+class _StartsInTriggerer(BaseOperator):
+    """Its wait starts straight in the triggerer, as ``trigger_cls(**trigger_kwargs)``."""
 
-    template_fields = ("batch_id", "release_path")
-
-    def __init__(self, *, batch_id: str, release_path: str, **kwargs: Any) -> None:
+    def __init__(self, *, trigger_cls: str, trigger_kwargs: dict[str, Any], **kwargs: Any) -> None:
         from airflow.triggers.base import StartTriggerArgs
 
         super().__init__(**kwargs)
-        self.batch_id = batch_id
-        self.release_path = release_path
         self.start_from_trigger = True
         self.start_trigger_args = StartTriggerArgs(
-            trigger_cls="benchmarks.null_trigger.NullWaitTrigger",
-            trigger_kwargs={
-                "batch_id": batch_id,
-                "release_path": release_path,
-                "poll_interval": POLL_INTERVAL,
-            },
+            trigger_cls=trigger_cls,
+            trigger_kwargs=trigger_kwargs,
             next_method="execute_complete",
             next_kwargs=None,
             timeout=None,
@@ -65,29 +57,34 @@ class NullWaitOperator(BaseOperator):
         return event
 
 
-class OpenAIWaitOperator(BaseOperator):
+class NullWaitOperator(_StartsInTriggerer):
+    """Starts in the triggerer and ends there, as the ``end`` DAG's sensor does."""
+
+    template_fields = ("batch_id", "release_path")
+
+    def __init__(self, *, batch_id: str, release_path: str, **kwargs: Any) -> None:
+        trigger_kwargs = {"batch_id": batch_id, "release_path": release_path, "poll_interval": POLL_INTERVAL}
+        super().__init__(
+            trigger_cls="benchmarks.null_trigger.NullWaitTrigger", trigger_kwargs=trigger_kwargs, **kwargs
+        )
+        self.batch_id = batch_id
+        self.release_path = release_path
+
+
+class OpenAIWaitOperator(_StartsInTriggerer):
     """The anchor: OpenAIBatchTrigger, started in the triggerer; only the triggerer imports it."""
 
     def __init__(self, **kwargs: Any) -> None:
-        from airflow.triggers.base import StartTriggerArgs
-
-        super().__init__(**kwargs)
-        self.start_from_trigger = True
-        self.start_trigger_args = StartTriggerArgs(
+        trigger_kwargs = {
+            "conn_id": "openai_bench",
+            "batch_id": "batch-bench",
+            "poll_interval": POLL_INTERVAL,
+        }
+        super().__init__(
             trigger_cls="airflow.providers.openai.triggers.openai.OpenAIBatchTrigger",
-            trigger_kwargs={
-                "conn_id": "openai_bench",
-                "batch_id": "batch-bench",
-                "poll_interval": POLL_INTERVAL,
-                "timeout": 86_400.0,
-            },
-            next_method="execute_complete",
-            next_kwargs=None,
-            timeout=None,
+            trigger_kwargs={**trigger_kwargs, "timeout": 86_400.0},
+            **kwargs,
         )
-
-    def execute(self, context: Any) -> None:
-        raise RuntimeError("starts in the triggerer: never run on a worker")
 
     def execute_complete(self, context: Any, event: Any = None) -> Any:
         if not isinstance(event, dict) or event.get("status") != "success":
