@@ -159,7 +159,9 @@ def in_triggerer() -> bool:
     comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
     if type(comms).__name__ == "TriggerCommsDecoder":
         return True
-    return type(threading.current_thread()).__name__ == "TriggerRunner"
+    # Airflow 2's TriggerRunner is a thread; Airflow 3's is not, so this is False there.
+    runner = getattr(sys.modules.get("airflow.jobs.triggerer_job_runner"), "TriggerRunner", None)
+    return isinstance(runner, type) and isinstance(threading.current_thread(), runner)
 
 
 def _supervisor_comms_are_sync_only() -> bool:

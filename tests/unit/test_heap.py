@@ -49,6 +49,34 @@ def test_a_process_that_is_not_a_triggerer_is_left_alone():
     assert gc.get_freeze_count() == before
 
 
+def test_airflow_2s_triggerer_thread_is_recognised():
+    import threading
+
+    from together_provider._compat import AIRFLOW_V_3_0_PLUS, in_triggerer
+
+    if AIRFLOW_V_3_0_PLUS:
+        import pytest
+
+        pytest.skip("Airflow 3's trigger runner is a process (the next test, and the e2e stack's triggerer)")
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+
+    seen: list[bool] = []
+
+    class Probe(TriggerRunner):
+        def run(self) -> None:
+            seen.append(in_triggerer())
+
+    probe = Probe()
+    probe.start()
+    probe.join(30)
+    assert seen == [True]
+    assert in_triggerer() is False
+    other = threading.Thread(target=lambda: seen.append(in_triggerer()))
+    other.start()
+    other.join(30)
+    assert seen == [True, False]
+
+
 def test_airflow_3s_trigger_runner_is_recognised(monkeypatch):
     from together_provider import _compat
 
@@ -56,7 +84,7 @@ def test_airflow_3s_trigger_runner_is_recognised(monkeypatch):
     if task_runner is None:
         import pytest
 
-        pytest.skip("Airflow 2: the triggerer is a thread (the e2e stack's triggerer covers both)")
+        pytest.skip("Airflow 2: its triggerer is a thread (the test above)")
 
     class TriggerCommsDecoder:
         pass
