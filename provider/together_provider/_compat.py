@@ -155,12 +155,16 @@ def in_triggerer() -> bool:
     supervisor comms are the runner's own) or Airflow 2's triggerer thread."""
     import threading
 
+    # Both classes are Airflow's own, from the module the triggerer runs: a process that never
+    # loaded it is no triggerer.
+    triggerer = sys.modules.get("airflow.jobs.triggerer_job_runner")
+    decoder = getattr(triggerer, "TriggerCommsDecoder", None)
     task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
     comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
-    if type(comms).__name__ == "TriggerCommsDecoder":
+    if isinstance(decoder, type) and isinstance(comms, decoder):
         return True
     # Airflow 2's TriggerRunner is a thread; Airflow 3's is not, so this is False there.
-    runner = getattr(sys.modules.get("airflow.jobs.triggerer_job_runner"), "TriggerRunner", None)
+    runner = getattr(triggerer, "TriggerRunner", None)
     return isinstance(runner, type) and isinstance(threading.current_thread(), runner)
 
 

@@ -86,9 +86,12 @@ def test_airflow_3s_trigger_runner_is_recognised(monkeypatch):
 
         pytest.skip("Airflow 2: its triggerer is a thread (the test above)")
 
-    class TriggerCommsDecoder:
-        pass
+    from airflow.jobs.triggerer_job_runner import TriggerCommsDecoder
 
     assert _compat.in_triggerer() is False
-    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", TriggerCommsDecoder(), raising=False)
+    # Only Airflow's own runner comms say so: a class of the same name does not.
+    lookalike = type("TriggerCommsDecoder", (), {})()
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", lookalike, raising=False)
+    assert _compat.in_triggerer() is False
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", object.__new__(TriggerCommsDecoder), raising=False)
     assert _compat.in_triggerer() is True
