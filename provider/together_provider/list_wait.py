@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from together_provider.client.ids import checked_id, shown
 from together_provider.outcome import EVENT_ERROR, EVENT_TIMEOUT, WaitTracker
 from together_provider.waiting import require_id
 
@@ -45,9 +46,7 @@ def batch_ids_of(value: Any, field: str = "batch_id") -> str | list[str]:
     seen: set[str] = set()
     checked = []
     for index, item in enumerate(ids):
-        if not isinstance(item, str) or not item.strip():
-            raise ValueError(f"{field}[{index}] must be a non-empty string (a batch id), got {item!r}")
-        item = item.strip()
+        item = checked_id(item, f"{field}[{index}]")
         if item in seen:
             raise ValueError(f"{field} lists batch {item!r} twice: give each batch once")
         seen.add(item)
@@ -64,7 +63,7 @@ def _parsed_list(text: str, field: str) -> list[Any]:
         if isinstance(parsed, list | tuple):
             return list(parsed)
     raise ValueError(
-        f"{field} looks like a list but is neither a JSON list nor a Python list literal: {text[:200]!r}"
+        f"{field} looks like a list but is neither a JSON list nor a Python list literal: {shown(text, 200)}"
     )
 
 

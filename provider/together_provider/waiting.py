@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from together_provider.client.ids import checked_id, shown
 from together_provider.links import XCOM_BATCH_URL, batch_url
 from together_provider.outcome import WaitTracker
 
@@ -60,8 +61,8 @@ def clean_id(value: Any) -> str | None:
 def require_id(value: Any, field: str) -> str:
     text = clean_id(value)
     if text is None:
-        raise ValueError(f"{field} must be a non-empty string, got {value!r}")
-    return text
+        raise ValueError(f"{field} must be a non-empty string, got {shown(value)}")
+    return checked_id(text, field)
 
 
 def push_batch_url(context: Any, hook: Any, batch_id: str) -> None:

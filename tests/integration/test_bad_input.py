@@ -10,7 +10,12 @@ import pytest
 
 from together_provider._compat import AirflowFailException
 from together_provider.client import jsonl
-from together_provider.operators.batch import GetBatchOperator, SubmitBatchOperator
+from together_provider.operators.batch import (
+    CancelBatchOperator,
+    DownloadBatchFileOperator,
+    GetBatchOperator,
+    SubmitBatchOperator,
+)
 from together_provider.sensors.batch import BatchCompletionSensor
 from together_provider.triggers.batch import BatchStatusTrigger
 
@@ -55,6 +60,26 @@ ROWS = [
         "whitespace batch id",
         lambda t: GetBatchOperator(task_id="g", batch_id="  "),
         r"^batch_id must be a non-empty string, got '  '$",
+        0,
+    ),
+    (
+        "batch id of dots",
+        lambda t: CancelBatchOperator(task_id="c", batch_id=".."),
+        r"^batch_id is only dots, which a URL would read as a relative path, not an id: "
+        r"give a Together id \(a batch's UUID, or 'file-\.\.\.'\), got '\.\.'$",
+        0,
+    ),
+    (
+        "batch id with a line break",
+        lambda t: GetBatchOperator(task_id="g", batch_id="b-1\nINFO - forged line"),
+        r"^batch_id holds control characters \(such as a line break\), which no Together id has: "
+        r"give a Together id .*, got 'b-1\\nINFO - forged line'$",
+        0,
+    ),
+    (
+        "file id of dots",
+        lambda t: DownloadBatchFileOperator(task_id="d", file_id=".", path=str(t / "out.jsonl")),
+        r"^file_id is only dots",
         0,
     ),
     (

@@ -132,11 +132,19 @@ def reply(
     content_type: str = "application/json",
 ) -> None:
     """A whole answer with Content-Length, sent at once."""
-    all_headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers]
+    # Each connection serves one answer (see the module's docstring): say so, or a client would reuse it.
+    all_headers = [
+        ("Content-Type", content_type),
+        ("Content-Length", str(len(body))),
+        ("Connection", "close"),
+        *headers,
+    ]
     conn.sendall(head(status, all_headers) + body)
 
 
-def drip(conn: socket.socket, data: bytes, *, every: float, sleep: Callable[[float], None] = time.sleep) -> None:
+def drip(
+    conn: socket.socket, data: bytes, *, every: float, sleep: Callable[[float], None] = time.sleep
+) -> None:
     """Send ``data`` one byte at a time, ``every`` seconds apart: each read gets a byte well within any
     read timeout, so only a deadline for the whole call stops it."""
     for i in range(len(data)):

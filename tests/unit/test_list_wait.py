@@ -38,7 +38,10 @@ def test_ids_read_from_what_a_template_rendered(value, expected):
     [
         ([], "batch_id is an empty list"),
         ("[]", "batch_id is an empty list"),
-        ([None], "batch_id[0] must be a non-empty string (a batch id), got None"),
+        ([None], "batch_id[0] must be a non-empty string: give a Together id"),
+        (["b", ".."], "batch_id[1] is only dots, which a URL would read as a relative path"),
+        (["b\r\nINFO forged"], "batch_id[0] holds control characters"),
+        (".", "batch_id is only dots"),
         (["b", {"id": "c"}], "batch_id[1] must be a non-empty string"),
         (["b", "b"], "batch_id lists batch 'b' twice"),
         ("[b", "batch_id looks like a list"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ from together_provider.client.errors import (
     TransportError,
     error_from_response,
 )
+from together_provider.client.redact import redacted
 from together_provider.client.requests import ApiRequest, RawResponse
 from together_provider.client.retry import RetryPolicy, parse_retry_after
 
@@ -65,7 +66,11 @@ def read_response(request: ApiRequest[T], response: RawResponse) -> T:
     return request.parse(response)
 
 
-def call_flow(request: ApiRequest[T], policy: RetryPolicy) -> Generator[Step, Reply, T]:
+def call_flow(
+    request: ApiRequest[T], policy: RetryPolicy, secrets: Sequence[str] = ()
+) -> Generator[Step, Reply, T]:
+    """One call, retries included. ``secrets`` (the API key) are removed from every answer before it is
+    read, so no error or model built from it can carry them."""
     attempt = 0
     while True:
         attempt += 1
@@ -75,7 +80,7 @@ def call_flow(request: ApiRequest[T], policy: RetryPolicy) -> Generator[Step, Re
                 raise reply
             if reply is None:
                 raise TransportError(f"{request.operation}: the transport returned nothing")
-            return read_response(request, reply)
+            return read_response(request, redacted(reply, secrets))
         except TogetherError as error:
             delay = policy.delay_for(error, attempt, idempotent=request.idempotent)
             if delay is None:
@@ -96,13 +101,13 @@ def call_flow(request: ApiRequest[T], policy: RetryPolicy) -> Generator[Step, Re
 Flow = Generator[ApiRequest[Any], Any, T]
 
 
-def calls(flow: Flow[T], policy: RetryPolicy) -> Generator[Step, Reply, T]:
+def calls(flow: Flow[T], policy: RetryPolicy, secrets: Sequence[str] = ()) -> Generator[Step, Reply, T]:
     """A flow of calls as one flow of steps: each call runs through :func:`call_flow`, retries included,
     so the two drivers below run it unchanged."""
     request = next(flow)
     while True:
         try:
-            answer = yield from call_flow(request, policy)
+            answer = yield from call_flow(request, policy, secrets)
         except TogetherError as exc:
             step = functools.partial(flow.throw, exc)
         else:
@@ -113,8 +118,12 @@ def calls(flow: Flow[T], policy: RetryPolicy) -> Generator[Step, Reply, T]:
             return done.value
 
 
-def _steps(request: ApiRequest[T] | Flow[T], policy: RetryPolicy) -> Generator[Step, Reply, T]:
-    return call_flow(request, policy) if isinstance(request, ApiRequest) else calls(request, policy)
+def _steps(
+    request: ApiRequest[T] | Flow[T], policy: RetryPolicy, secrets: Sequence[str]
+) -> Generator[Step, Reply, T]:
+    if isinstance(request, ApiRequest):
+        return call_flow(request, policy, secrets)
+    return calls(request, policy, secrets)
 
 
 def run_sync(
@@ -122,8 +131,10 @@ def run_sync(
     policy: RetryPolicy,
     send: Callable[[ApiRequest[Any]], RawResponse],
     sleep: Callable[[float], None] = time.sleep,
+    *,
+    secrets: Sequence[str] = (),
 ) -> T:
-    flow = _steps(request, policy)
+    flow = _steps(request, policy, secrets)
     step = next(flow)
     while True:
         reply: Reply = None
@@ -145,8 +156,10 @@ async def run_async(
     policy: RetryPolicy,
     send: Callable[[ApiRequest[Any]], Awaitable[RawResponse]],
     sleep: Callable[[float], Awaitable[None]],
+    *,
+    secrets: Sequence[str] = (),
 ) -> T:
-    flow = _steps(request, policy)
+    flow = _steps(request, policy, secrets)
     step = next(flow)
     while True:
         reply: Reply = None

@@ -12,6 +12,7 @@ from typing import Any
 import pendulum
 
 from together_provider.client.errors import InvalidResponseError
+from together_provider.client.ids import id_problem
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,25 @@ def _opt_str(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
+def _opt_id(value: Any, what: str) -> str | None:
+    """An id from an answer, which later becomes a URL path segment and a log line's text: one that
+    could not be an id (dots only, a line break) means the answer is not Together's."""
+    text = _opt_str(value)
+    problem = None if text is None else id_problem(text)
+    if problem is not None:
+        raise InvalidResponseError(f"Together's answer holds a {what} that cannot be an id: it {problem}")
+    return text
+
+
+def _text(value: Any, limit: int = 2000) -> str | None:
+    """Free text from an answer, for messages and logs: on one line, printable, and bounded."""
+    text = _opt_str(value)
+    if text is None:
+        return None
+    text = " ".join("".join(c if c.isprintable() else " " for c in text[: limit + 1]).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _opt_int(value: Any) -> int | None:
     try:
         return None if value is None else int(value)
@@ -142,25 +162,26 @@ class BatchJob:
     @classmethod
     def from_api(cls, data: Any) -> BatchJob:
         data = _require_mapping(data, "batch")
-        batch_id = _opt_str(data.get("id"))
+        batch_id = _opt_id(data.get("id"), "batch id")
         if batch_id is None:
             raise InvalidResponseError("Together's batch object has no 'id'")
         if data.get("status") in (None, ""):
             raise InvalidResponseError(f"Together's batch object {batch_id} has no 'status'")
+        raw_status = _text(data.get("status"), 64) or ""
         known = {f for f in cls.__dataclass_fields__ if f not in ("raw_status", "extra")}
         return cls(
             id=batch_id,
             status=BatchStatus.parse(data.get("status")),
-            raw_status=str(data.get("status")),
-            user_id=_opt_str(data.get("user_id")),
-            input_file_id=_opt_str(data.get("input_file_id")),
+            raw_status=raw_status,
+            user_id=_text(data.get("user_id"), 256),
+            input_file_id=_opt_id(data.get("input_file_id"), "file id"),
             file_size_bytes=_opt_int(data.get("file_size_bytes")),
-            endpoint=_opt_str(data.get("endpoint")),
+            endpoint=_text(data.get("endpoint"), 256),
             progress=normalize_progress(data.get("progress")),
-            model_id=_opt_str(data.get("model_id")),
-            output_file_id=_opt_str(data.get("output_file_id")),
-            error_file_id=_opt_str(data.get("error_file_id")),
-            error=_opt_str(data.get("error")),
+            model_id=_text(data.get("model_id"), 256),
+            output_file_id=_opt_id(data.get("output_file_id"), "file id"),
+            error_file_id=_opt_id(data.get("error_file_id"), "file id"),
+            error=_text(data.get("error")),
             created_at=_parse_time(data.get("created_at")),
             job_deadline=_parse_time(data.get("job_deadline")),
             completed_at=_parse_time(data.get("completed_at")),
@@ -214,11 +235,16 @@ class CreatedBatch:
             # Older deployments answered the bare job; accept it rather than lose a created batch.
             job = data
         if not isinstance(job, Mapping) or not job.get("id"):
+            warning = _text(data.get("warning"), 500)
             raise InvalidResponseError(
-                "Together's answer to batch creation has no 'job.id', so no batch was created"
-                + (f"; warning: {data.get('warning')}" if data.get("warning") else "")
+                "Together's answer to batch creation names no batch (no 'job.id'), though one may have "
+                "been created: a retry of the task looks for it by the task's run key before creating "
+                "another" + (f"; warning: {warning}" if warning else ""),
+                # Not for the call (a second create could pay twice) but for the task: its retry finds
+                # a batch this create made instead of creating one.
+                transient=True,
             )
-        return cls(job=BatchJob.from_api(job), warning=_opt_str(data.get("warning")))
+        return cls(job=BatchJob.from_api(job), warning=_text(data.get("warning"), 500))
 
 
 @dataclass(frozen=True)
@@ -237,14 +263,14 @@ class TogetherFile:
     @classmethod
     def from_api(cls, data: Any) -> TogetherFile:
         data = _require_mapping(data, "file")
-        file_id = _opt_str(data.get("id"))
+        file_id = _opt_id(data.get("id"), "file id")
         if file_id is None:
             raise InvalidResponseError("Together's file object has no 'id'")
         processed = data.get("Processed", data.get("processed"))
         known = {"id", "filename", "bytes", "purpose", "FileType", "file_type", "Processed", "processed"}
         return cls(
             id=file_id,
-            filename=_opt_str(data.get("filename")),
+            filename=_text(data.get("filename"), 1024),
             bytes=_opt_int(data.get("bytes")),
             purpose=_opt_str(data.get("purpose")),
             file_type=_opt_str(data.get("FileType", data.get("file_type"))),

@@ -10,9 +10,9 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Generic, TypeVar
-from urllib.parse import quote
 
 from together_provider.client.errors import InvalidResponseError, request_id_from
+from together_provider.client.ids import checked_id, path_segment
 from together_provider.client.models import (
     BatchJob,
     CreatedBatch,
@@ -124,15 +124,8 @@ def _parsed(model: Callable[[Any], T]) -> Callable[[RawResponse], T]:
     return parse
 
 
-def _segment(value: str, field_name: str) -> str:
-    """An id for a URL path; refuses empty ids here rather than calling ``GET /v1/batches/``."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{field_name} must be a non-empty string, got {value!r}")
-    return quote(value.strip(), safe="")
-
-
 def get_batch(batch_id: str) -> ApiRequest[BatchJob]:
-    seg = _segment(batch_id, "batch_id")
+    seg = path_segment(batch_id, "batch_id")
     return ApiRequest(f"get batch {batch_id}", "GET", f"/v1/batches/{seg}", _parsed(BatchJob.from_api))
 
 
@@ -148,9 +141,9 @@ def create_batch(
     priority: int | None = None,
     model_id: str | None = None,
 ) -> ApiRequest[CreatedBatch]:
-    _segment(input_file_id, "input_file_id")
+    input_file_id = checked_id(input_file_id, "input_file_id")
     checked_endpoint(endpoint)
-    body: dict[str, Any] = {"endpoint": endpoint, "input_file_id": input_file_id.strip()}
+    body: dict[str, Any] = {"endpoint": endpoint, "input_file_id": input_file_id}
     if completion_window is not None:
         body["completion_window"] = completion_window
     if priority is not None:
@@ -169,14 +162,14 @@ def create_batch(
 
 
 def cancel_batch(batch_id: str) -> ApiRequest[BatchJob]:
-    seg = _segment(batch_id, "batch_id")
+    seg = path_segment(batch_id, "batch_id")
     return ApiRequest(
         f"cancel batch {batch_id}", "POST", f"/v1/batches/{seg}/cancel", _parsed(BatchJob.from_api)
     )
 
 
 def get_file(file_id: str) -> ApiRequest[TogetherFile]:
-    seg = _segment(file_id, "file_id")
+    seg = path_segment(file_id, "file_id")
     return ApiRequest(f"get file {file_id}", "GET", f"/v1/files/{seg}", _parsed(TogetherFile.from_api))
 
 
@@ -185,13 +178,13 @@ def list_files() -> ApiRequest[list[TogetherFile]]:
 
 
 def delete_file(file_id: str) -> ApiRequest[bool]:
-    seg = _segment(file_id, "file_id")
+    seg = path_segment(file_id, "file_id")
     return ApiRequest(f"delete file {file_id}", "DELETE", f"/v1/files/{seg}", _parsed(parse_deleted))
 
 
 def download_file(file_id: str, tmp_path: str) -> ApiRequest[int]:
     """Stream a file's content into ``tmp_path``; parses to the byte count, checked by the caller's flow."""
-    seg = _segment(file_id, "file_id")
+    seg = path_segment(file_id, "file_id")
     return ApiRequest(
         f"download file {file_id}",
         "GET",
@@ -263,7 +256,7 @@ def put_upload(url: str, content: str | UploadBody) -> ApiRequest[None]:
 
 
 def finish_upload(file_id: str) -> ApiRequest[TogetherFile]:
-    seg = _segment(file_id, "file_id")
+    seg = path_segment(file_id, "file_id")
     return ApiRequest(
         f"preprocess file {file_id}", "POST", f"/v1/files/{seg}/preprocess", _parsed(TogetherFile.from_api)
     )

@@ -117,5 +117,10 @@ class ConnectionSettings:
             retry=replace(self.retry, max_attempts=min(self.retry.max_attempts, max_attempts)),
         )
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What must never appear in a text built from an answer (see ``client/redact.py``)."""
+        return (self.api_key,)
+
     def url_for(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"

@@ -90,7 +90,7 @@ class AsyncTogetherClient:
             async with share.gate:
                 return await send_async(session, settings, req)
 
-        return await run_async(request, settings.retry, send, share.sleep)
+        return await run_async(request, settings.retry, send, share.sleep, secrets=settings.secrets)
 
     async def get_batch(self, batch_id: str, *, max_age: float = 0.0) -> BatchJob:
         """The batch, shared with every other wait on it in this event loop: concurrent calls make one

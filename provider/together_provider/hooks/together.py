@@ -117,7 +117,9 @@ class TogetherHook(HttpHook):
     def _run(self, request: api.ApiRequest[T] | Flow[T]) -> T:
         settings = self.settings
         session = self._session
-        return run_sync(request, settings.retry, lambda req: send_sync(session, settings, req))
+        return run_sync(
+            request, settings.retry, lambda req: send_sync(session, settings, req), secrets=settings.secrets
+        )
 
     def get_batch(self, batch_id: str) -> BatchJob:
         return self._run(api.get_batch(batch_id))
@@ -267,7 +269,10 @@ class TogetherHook(HttpHook):
             settings = self.settings.for_check()
             session = self._session
             batches = run_sync(
-                api.list_batches(), settings.retry, lambda req: send_sync(session, settings, req)
+                api.list_batches(),
+                settings.retry,
+                lambda req: send_sync(session, settings, req),
+                secrets=settings.secrets,
             )
         except (TogetherError, ValueError) as exc:
             return False, f"Together API at {self._safe_base_url()} refused the check: {exc}"

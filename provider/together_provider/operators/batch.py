@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from together_provider._compat import AirflowFailException, BaseOperator, Context, xcom_push
+from together_provider.client.ids import checked_id
 from together_provider.client.polling import checked_poll_interval
 from together_provider.links import TogetherBatchLink
 from together_provider.outcome import finish_wait, task_errors
@@ -207,6 +208,7 @@ class DownloadBatchFileOperator(_TogetherOperator):
         from together_provider import storage
 
         with self.task_errors():
+            file_id = checked_id(file_id, "file_id")
             where = storage.download(self.hook, file_id, self.path)
         self.record_lineage(input_file_ids=[file_id], output_locations=[where])
         return where
@@ -331,7 +333,7 @@ class SubmitBatchOperator(_TogetherOperator):
         named: set[str] = set()
         given_id = clean_id(self.input_file_id)
         if given_id is not None:
-            input_file_id = given_id
+            input_file_id = checked_id(given_id, "input_file_id")
         else:
             from together_provider import storage
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from together_provider._compat import AIRFLOW_V_3_3_PLUS, BaseTrigger, TriggerEvent, task_instance_state
 from together_provider.client.cancel import describe as describe_cancel
 from together_provider.client.errors import TogetherError
+from together_provider.client.ids import checked_id
 from together_provider.client.models import BatchJob
 from together_provider.client.polling import checked_poll_interval
 from together_provider.outcome import EVENT_ERROR, WaitTracker, batch_event, ended_event
@@ -136,8 +137,7 @@ class BatchStatusTrigger(_BatchWaitTrigger):
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
     ) -> None:
-        if not batch_id or not str(batch_id).strip():
-            raise ValueError(f"batch_id must be a non-empty string, got {batch_id!r}")
+        batch_id = checked_id(batch_id, "batch_id")
         super().__init__(
             together_conn_id=together_conn_id,
             poll_interval=poll_interval,
@@ -148,7 +148,7 @@ class BatchStatusTrigger(_BatchWaitTrigger):
             clock=clock,
             sleep=sleep,
         )
-        self.batch_id = str(batch_id).strip()
+        self.batch_id = batch_id
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (

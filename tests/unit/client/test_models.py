@@ -4,7 +4,7 @@ import logging
 import pendulum
 import pytest
 
-from together_provider.client.errors import InvalidResponseError
+from together_provider.client.errors import InvalidResponseError, permanent_failure
 from together_provider.client.models import (
     BatchJob,
     BatchStatus,
@@ -14,6 +14,7 @@ from together_provider.client.models import (
     parse_batch_list,
     parse_file_list,
 )
+from together_provider.client.retry import RetryPolicy
 
 FULL = {
     "id": "0a1b2c3d-0000-0000-0000-000000000001",
@@ -118,9 +119,15 @@ def test_create_envelope_bare_job_accepted():
 
 
 @pytest.mark.parametrize("data", [{"warning": "quota"}, {"job": {}}, {"job": None}])
-def test_create_envelope_without_job_id_means_nothing_created(data):
-    with pytest.raises(InvalidResponseError, match="no batch was created"):
+def test_create_envelope_without_job_id_says_a_batch_may_exist(data):
+    # The answer names no batch; it does not prove none was made. The error leaves the task's retry
+    # to it (transient, never retried as a call), and that retry finds a batch by the run key.
+    with pytest.raises(InvalidResponseError, match=r"names no batch .* one may have been created") as caught:
         CreatedBatch.from_api(data)
+    assert caught.value.transient
+    assert "no batch was created" not in str(caught.value)
+    assert permanent_failure(caught.value) is None
+    assert not RetryPolicy().is_retryable(caught.value, idempotent=False)
 
 
 def test_file_object_with_spec_capitals_and_unix_time():
