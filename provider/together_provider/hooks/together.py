@@ -17,7 +17,13 @@ from together_provider.client.cancel import describe as describe_cancel
 from together_provider.client.errors import TogetherError
 from together_provider.client.jsonl import sha256_of, sha256_of_stream
 from together_provider.client.models import BatchJob, TogetherFile
-from together_provider.client.settings import DEFAULT_BASE_URL, ConnectionSettings
+from together_provider.client.settings import (
+    DEFAULT_BASE_URL,
+    ConnectionSettings,
+    base_url_from,
+    hide_passwords,
+    without_userinfo,
+)
 from together_provider.hooks.async_client import AsyncTogetherClient, connection_lookup, settings_from
 from together_provider.hooks.transports import send_sync
 
@@ -262,7 +268,10 @@ class TogetherHook(HttpHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """One ``GET /v1/batches`` with a short connect timeout and no retries (see ``for_check``): a
-        person waits on the answer, so an unreachable host is reported in seconds, named."""
+        person waits on the answer, so an unreachable host is reported in seconds, named.
+
+        The answer is shown in the connection form whatever went wrong, so any ``user:password@`` in it
+        (a host that holds one is refused, but an exception may still quote it) is masked."""
         try:
             settings = self.settings.for_check()
             session = self._session
@@ -270,24 +279,28 @@ class TogetherHook(HttpHook):
                 api.list_batches(), settings.retry, lambda req: send_sync(session, settings, req)
             )
         except (TogetherError, ValueError) as exc:
-            return False, f"Together API at {self._safe_base_url()} refused the check: {exc}"
+            message = f"Together API at {self._safe_base_url()} refused the check: {exc}"
+            return False, hide_passwords(message)
         except Exception as exc:
-            return False, f"Could not check the Together connection: {type(exc).__name__}: {exc}"
+            message = f"Could not check the Together connection: {type(exc).__name__}: {exc}"
+            return False, hide_passwords(message)
         return True, f"Connected to {settings.base_url}: the API key works ({len(batches)} batches visible)."
 
     def _safe_base_url(self) -> str:
-        """The base URL, named even when the settings cannot be built (no key: the host is still known)."""
+        """The base URL, named even when the settings cannot be built (no key, or a host with a user
+        name or password in it: the host is still known, and shown without them)."""
         try:
             return self.settings.base_url
         except Exception:
             pass
-        from together_provider.client.settings import base_url_from
-
         try:
             conn = self.get_connection(self.together_conn_id)
-            return base_url_from(conn.host, schema=conn.schema, port=conn.port, env=os.environ)
         except Exception:
             return "(unresolved base URL)"
+        try:
+            return base_url_from(conn.host, schema=conn.schema, port=conn.port, env=os.environ)
+        except ValueError:
+            return without_userinfo(conn.host or os.environ.get("TOGETHER_BASE_URL") or "")
 
     # ---- async transport: the same client the triggers use ------------------------------------
 
