@@ -26,6 +26,7 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import unquote, urlsplit
 
+from together_provider import local_files
 from together_provider.client.settings import hide_passwords
 
 if TYPE_CHECKING:
@@ -382,20 +383,14 @@ def atomic_writer(value: Any, *, field: str) -> Iterator[tuple[BinaryIO, str]]:
     temporary file beside the target, renamed into place. In a store they go to a temporary key beside
     the target, then moved onto it: fsspec's writers commit what they hold when closed, even on an error,
     so writing straight to the final key could leave a partial object there. On an error the temporary
-    file or key is removed and the target is untouched.
+    file or key is removed and the target is untouched. A local target that is a symlink is replaced by
+    the file, never followed, and the file gets the mode a plain ``open(path, "w")`` would give (see
+    :mod:`together_provider.local_files`).
     """
     target = resolve(value, field=field)
     if isinstance(target, str):
-        dest = Path(target).expanduser().resolve()
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                yield handle, str(dest)
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with local_files.replacing(target) as (tmp, dest), open(tmp, "wb") as handle:
+            yield handle, dest
         return
     where = str(target)
     part = target.parent / f".{target.name}.{uuid.uuid4().hex}.part"

@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from together_provider import local_files
 from together_provider._compat import HttpHook
 from together_provider.client import requests as api
 from together_provider.client.call import Flow, run_sync
@@ -218,20 +219,16 @@ class TogetherHook(HttpHook):
         """Stream a file's content to ``path``: written to a temporary file beside it, checked against
         Content-Length, then renamed into place, so ``path`` never holds a partial file.
 
-        :return: the absolute path written.
+        If ``path`` is a symlink, the link itself is replaced by the downloaded file: the file it pointed
+        at is never touched, and nothing is written outside ``path``'s folder. The file gets the mode a
+        plain ``open(path, "w")`` would give (see :mod:`together_provider.local_files`).
+
+        :return: the absolute path written (``~`` expanded, links not resolved).
         """
-        dest = Path(path).expanduser().resolve()
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        os.close(fd)
-        try:
+        with local_files.replacing(path) as (tmp, dest):
             size = self._run(api.download_file(file_id, tmp))
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         self.log.info("Downloaded Together file %s to %s (%d bytes)", file_id, dest, size)
-        return str(dest)
+        return dest
 
     def iter_results(self, batch_id: str | BatchJob) -> Iterator[dict[str, Any]]:
         """One record per request of a finished batch (see :mod:`together_provider.client.results`):
