@@ -17,8 +17,8 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-# The same flags open(path, "x") uses; O_NOFOLLOW refuses a link planted at the (random) temporary name.
-_CREATE = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# As open(path, "xb"): O_EXCL fails on any name already there, a symlink planted at it included.
+_CREATE = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)
 _NAME_ATTEMPTS = 8
 
 
