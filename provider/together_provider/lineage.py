@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from together_provider.client.settings import DEFAULT_BASE_URL
+from together_provider.client.settings import DEFAULT_BASE_URL, without_userinfo
 
 FACET_NAME = "together_batch"
 _SCHEMA_URL = (
@@ -42,8 +42,9 @@ class TaskLineage:
 
 
 def api_host(base_url: str) -> str:
-    """The host a Together file lives on, for its dataset namespace."""
-    return urlsplit(base_url).netloc or urlsplit(DEFAULT_BASE_URL).netloc
+    """The host a Together file lives on, for its dataset namespace: ``host[:port]``, never a user name
+    or password (lineage is stored and shown far from the connection)."""
+    return urlsplit(without_userinfo(base_url)).netloc or urlsplit(DEFAULT_BASE_URL).netloc
 
 
 def location_dataset(location: Any) -> tuple[str, str]:

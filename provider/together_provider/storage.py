@@ -26,6 +26,9 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import unquote, urlsplit
 
+from together_provider import local_files
+from together_provider.client.settings import hide_passwords
+
 if TYPE_CHECKING:
     from together_provider.client.jsonl import InputFileSummary
     from together_provider.client.requests import UploadBody
@@ -82,9 +85,10 @@ def _unsupported(url: str, scheme: str, field: str, cause: BaseException | None 
         if package
         else "use a local path or a URL whose Airflow filesystem is installed (file://, s3://, gs://, abfs://)"
     )
-    detail = f" ({cause})" if cause else ""
+    detail = f" ({hide_passwords(str(cause))})" if cause else ""
     return ValueError(
-        f"{field}={url!r}: no filesystem for the {scheme}:// scheme is installed{detail}; {fix}"
+        f"{field}={hide_passwords(url)!r}: no filesystem for the {scheme}:// scheme is installed"
+        f"{detail}; {fix}"
     )
 
 
@@ -92,8 +96,8 @@ def _local_from_file_url(url: str, field: str) -> str:
     parts = urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         raise ValueError(
-            f"{field}={url!r}: a file:// URL names a path on this machine; write file:///path (three "
-            f"slashes), not a host"
+            f"{field}={hide_passwords(url)!r}: a file:// URL names a path on this machine; write "
+            f"file:///path (three slashes), not a host"
         )
     return unquote(parts.path)
 
@@ -149,10 +153,12 @@ def _check_connection(target: Any, url: str, field: str) -> None:
     try:
         BaseHook.get_connection(conn_id)
     except AirflowNotFoundException:
+        # What stands before '@' is the connection id, but one holding ':' is likelier a password.
+        shown_id = conn_id if ":" not in conn_id else conn_id.partition(":")[0] + ":***"
         raise ValueError(
-            f"{field}={url!r}: the Airflow connection {conn_id!r} named in the URL does not exist; create "
-            f"it (UI, `airflow connections add` or AIRFLOW_CONN_{conn_id.upper()}) with the store's "
-            f"credentials, or name an existing one as scheme://conn_id@bucket/key"
+            f"{field}={hide_passwords(url)!r}: the Airflow connection {shown_id!r} named in the URL does "
+            f"not exist; create it (UI, `airflow connections add` or AIRFLOW_CONN_{shown_id.upper()}) with "
+            f"the store's credentials, or name an existing one as scheme://conn_id@bucket/key"
         ) from None
 
 
@@ -180,22 +186,23 @@ def translate_store_error(exc: BaseException, url: str, field: str) -> ValueErro
     else (a timeout, a dropped connection: worth a retry)."""
     code = _code_of(exc)
     text = str(exc)
+    shown = hide_passwords(url)
     if code in _NO_BUCKET_CODES or (
         isinstance(exc, FileNotFoundError) and "bucket does not exist" in text.lower()
     ):
         return ValueError(
-            f"{field}={url!r}: the bucket {_bucket_of(url)!r} does not exist (or is not visible to the "
+            f"{field}={shown!r}: the bucket {_bucket_of(url)!r} does not exist (or is not visible to the "
             f"connection); create it or correct the URL"
         )
     if isinstance(exc, FileNotFoundError) or code in _NO_KEY_CODES:
         return ValueError(
-            f"{field}={url!r}: no object at this URL; check the key, and that the task writing it ran first"
+            f"{field}={shown!r}: no object at this URL; check the key, and that the task writing it ran first"
         )
     if isinstance(exc, PermissionError) or code in _DENIED_CODES:
         conn = urlsplit(url).username
         whose = f"connection {conn!r}" if conn else "the default connection of this scheme"
         return ValueError(
-            f"{field}={url!r}: the store refused access (403) with the credentials of {whose}; give it "
+            f"{field}={shown!r}: the store refused access (403) with the credentials of {whose}; give it "
             f"keys allowed to read and write this bucket, or correct the URL"
         )
     return None
@@ -376,20 +383,14 @@ def atomic_writer(value: Any, *, field: str) -> Iterator[tuple[BinaryIO, str]]:
     temporary file beside the target, renamed into place. In a store they go to a temporary key beside
     the target, then moved onto it: fsspec's writers commit what they hold when closed, even on an error,
     so writing straight to the final key could leave a partial object there. On an error the temporary
-    file or key is removed and the target is untouched.
+    file or key is removed and the target is untouched. A local target that is a symlink is replaced by
+    the file, never followed, and the file gets the mode a plain ``open(path, "w")`` would give (see
+    :mod:`together_provider.local_files`).
     """
     target = resolve(value, field=field)
     if isinstance(target, str):
-        dest = Path(target).expanduser().resolve()
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                yield handle, str(dest)
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with local_files.replacing(target) as (tmp, dest), open(tmp, "wb") as handle:
+            yield handle, dest
         return
     where = str(target)
     part = target.parent / f".{target.name}.{uuid.uuid4().hex}.part"
@@ -418,7 +419,7 @@ def download(hook: TogetherHook, file_id: str, value: Any, *, field: str = "path
         local = hook.download_file(file_id, Path(folder) / "content")
         with open(local, "rb") as source, atomic_writer(target, field=field) as (sink, where):
             shutil.copyfileobj(source, sink, COPY_CHUNK)
-    hook.log.info("Stored Together file %s at %s", file_id, where)
+    hook.log.info("Stored Together file %s at %s", file_id, hide_passwords(where))
     return where
 
 

@@ -8,6 +8,18 @@ from typing import Any
 import requests
 
 TERMINAL_RUN_STATES = ("success", "failed")
+# Airflow 3.3.2 answers GET /assets/events with a 500 while a run one of the events created has not
+# started yet (its serializer requires created_dagruns[].start_date); the same read moments later works.
+READ_ATTEMPTS = 6
+READ_PAUSE = 1.0
+
+
+class AirflowServerError(RuntimeError):
+    """Airflow's API answered 5xx: its own failure, not a refusal of the request."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class AirflowAPI:
@@ -31,9 +43,26 @@ class AirflowAPI:
         if answer.status_code == 401:
             self.login()
             answer = self.session.request(method, f"{self.base_url}/api/v2{path}", timeout=60, **kwargs)
+        if answer.status_code >= 500:
+            raise AirflowServerError(
+                f"{method} {path}: {answer.status_code} {answer.text[:500]}", answer.status_code
+            )
         if answer.status_code >= 400:
             raise RuntimeError(f"{method} {path}: {answer.status_code} {answer.text[:500]}")
         return answer.json() if answer.content else None
+
+    def _read(self, path: str, *, params: dict[str, Any] | None = None) -> Any:
+        """A GET that rides out Airflow's own 5xx (a read changes nothing, so asking again is safe): at
+        most ``READ_ATTEMPTS`` tries, ``READ_PAUSE`` seconds apart; the last failure is raised as it came."""
+        attempts = READ_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._call("GET", path, params=params)
+            except AirflowServerError:
+                if attempt == attempts:
+                    raise
+                time.sleep(READ_PAUSE)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def health(self) -> dict[str, Any]:
         answer = requests.get(f"{self.base_url}/api/v2/monitor/health", timeout=10)
@@ -68,7 +97,7 @@ class AirflowAPI:
         events: list[dict[str, Any]] = []
         while True:
             params = {"asset_id": asset_id, "limit": 100, "offset": len(events), "order_by": "timestamp"}
-            page = self._call("GET", "/assets/events", params=params)["asset_events"]
+            page = self._read("/assets/events", params=params)["asset_events"]
             events += page
             if len(page) < 100:
                 return events

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from together_provider.client.retry import RetryPolicy
 
@@ -21,15 +23,49 @@ CHECK_CONNECT_TIMEOUT = 3.0
 CHECK_MAX_ATTEMPTS = 1
 
 
+# ``scheme://user:password@`` inside any text; the password part is what must never be shown.
+_PASSWORD_IN_URL = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*):[^\s/]*@")
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` with its ``user[:password]@`` taken out: the form to record (lineage) or show for a URL
+    whose user part means nothing to a reader. A text without a scheme is read as ``host[:port]...``."""
+    if "://" not in url:
+        authority, slash, rest = url.partition("/")
+        return authority.rpartition("@")[2] + slash + rest
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def hide_passwords(text: str) -> str:
+    """``text`` (a URL, or a message holding URLs) with the password of every ``scheme://user:password@``
+    in it replaced by ``***``: the form for messages and log lines. A user name stays, since in an object
+    storage URL (``s3://conn_id@bucket/key``) it is the Airflow connection's id."""
+    return _PASSWORD_IN_URL.sub(r"\g<head>:***@", text)
+
+
 def normalize_base_url(host: str | None, *, schema: str | None = None, port: int | None = None) -> str:
     """Accept ``api.together.ai``, ``https://api.together.xyz/v1/`` and the like; return ``scheme://host[:port]``.
 
     Paths are added as ``/v1/...`` by the request builders, so a trailing ``/v1`` is dropped here.
+
+    :raises ValueError: the host holds a user name or password (``https://user:pw@host``). requests would
+        send them as Basic auth in place of the API key, and the URL is shown and recorded in many places;
+        the message names the host without them.
     """
     text = (host or "").strip() or DEFAULT_BASE_URL
     if "://" not in text:
         scheme = (schema or "").strip() or ("http" if text.startswith(("localhost", "127.")) else "https")
         text = f"{scheme}://{text}"
+    if "@" in urlsplit(text).netloc:
+        scheme, _, rest = text.partition("://")
+        raise ValueError(
+            f"the Together connection's host (or TOGETHER_BASE_URL) holds a user name or password "
+            f"({scheme}://***@{without_userinfo(rest)}); put the API key in the connection's password "
+            f"field and only scheme://host[:port] in its host"
+        )
     text = text.rstrip("/")
     if text.endswith("/v1"):
         text = text[: -len("/v1")]

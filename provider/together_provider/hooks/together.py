@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from together_provider import local_files
 from together_provider._compat import HttpHook
 from together_provider.client import requests as api
 from together_provider.client.call import Flow, run_sync
@@ -17,7 +18,13 @@ from together_provider.client.cancel import describe as describe_cancel
 from together_provider.client.errors import TogetherError
 from together_provider.client.jsonl import sha256_of, sha256_of_stream
 from together_provider.client.models import BatchJob, TogetherFile
-from together_provider.client.settings import DEFAULT_BASE_URL, ConnectionSettings
+from together_provider.client.settings import (
+    DEFAULT_BASE_URL,
+    ConnectionSettings,
+    base_url_from,
+    hide_passwords,
+    without_userinfo,
+)
 from together_provider.hooks.async_client import AsyncTogetherClient, connection_lookup, settings_from
 from together_provider.hooks.transports import send_sync
 
@@ -214,20 +221,16 @@ class TogetherHook(HttpHook):
         """Stream a file's content to ``path``: written to a temporary file beside it, checked against
         Content-Length, then renamed into place, so ``path`` never holds a partial file.
 
-        :return: the absolute path written.
+        If ``path`` is a symlink, the link itself is replaced by the downloaded file: the file it pointed
+        at is never touched, and nothing is written outside ``path``'s folder. The file gets the mode a
+        plain ``open(path, "w")`` would give (see :mod:`together_provider.local_files`).
+
+        :return: the absolute path written (``~`` expanded, links not resolved).
         """
-        dest = Path(path).expanduser().resolve()
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        os.close(fd)
-        try:
+        with local_files.replacing(path) as (tmp, dest):
             size = self._run(api.download_file(file_id, tmp))
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         self.log.info("Downloaded Together file %s to %s (%d bytes)", file_id, dest, size)
-        return str(dest)
+        return dest
 
     def iter_results(self, batch_id: str | BatchJob) -> Iterator[dict[str, Any]]:
         """One record per request of a finished batch (see :mod:`together_provider.client.results`):
@@ -264,7 +267,10 @@ class TogetherHook(HttpHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """One ``GET /v1/batches`` with a short connect timeout and no retries (see ``for_check``): a
-        person waits on the answer, so an unreachable host is reported in seconds, named."""
+        person waits on the answer, so an unreachable host is reported in seconds, named.
+
+        The answer is shown in the connection form whatever went wrong, so any ``user:password@`` in it
+        (a host that holds one is refused, but an exception may still quote it) is masked."""
         try:
             settings = self.settings.for_check()
             session = self._session
@@ -275,24 +281,28 @@ class TogetherHook(HttpHook):
                 secrets=settings.secrets,
             )
         except (TogetherError, ValueError) as exc:
-            return False, f"Together API at {self._safe_base_url()} refused the check: {exc}"
+            message = f"Together API at {self._safe_base_url()} refused the check: {exc}"
+            return False, hide_passwords(message)
         except Exception as exc:
-            return False, f"Could not check the Together connection: {type(exc).__name__}: {exc}"
+            message = f"Could not check the Together connection: {type(exc).__name__}: {exc}"
+            return False, hide_passwords(message)
         return True, f"Connected to {settings.base_url}: the API key works ({len(batches)} batches visible)."
 
     def _safe_base_url(self) -> str:
-        """The base URL, named even when the settings cannot be built (no key: the host is still known)."""
+        """The base URL, named even when the settings cannot be built (no key, or a host with a user
+        name or password in it: the host is still known, and shown without them)."""
         try:
             return self.settings.base_url
         except Exception:
             pass
-        from together_provider.client.settings import base_url_from
-
         try:
             conn = self.get_connection(self.together_conn_id)
-            return base_url_from(conn.host, schema=conn.schema, port=conn.port, env=os.environ)
         except Exception:
             return "(unresolved base URL)"
+        try:
+            return base_url_from(conn.host, schema=conn.schema, port=conn.port, env=os.environ)
+        except ValueError:
+            return without_userinfo(conn.host or os.environ.get("TOGETHER_BASE_URL") or "")
 
     # ---- async transport: the same client the triggers use ------------------------------------
 

@@ -172,6 +172,9 @@ class DownloadBatchFileOperator(_TogetherOperator):
 
     The file is written under a temporary name, checked against the announced length and moved into
     place, so ``path`` never holds a partial download (see :func:`together_provider.storage.download`).
+    A local ``path`` that is a symlink is replaced by the downloaded file: the file it pointed at is never
+    touched, and nothing is written outside ``path``'s folder. The file gets the mode a plain
+    ``open(path, "w")`` would give under the worker's umask.
 
     :param file_id: the file to fetch (templated), e.g.
         ``"{{ ti.xcom_pull('wait_for_batch', key='output_file_id') }}"``.

@@ -30,7 +30,9 @@ class BatchResultsOperator(_TogetherOperator):
     results, the rest counted missing.
 
     The rows are streamed (memory holds one line and the set of custom ids seen) and the file appears at
-    ``result_path`` only when whole (see :func:`together_provider.storage.atomic_writer`).
+    ``result_path`` only when whole (see :func:`together_provider.storage.atomic_writer`). A local
+    ``result_path`` that is a symlink is replaced, never followed; the file gets the mode a plain
+    ``open(path, "w")`` would give under the worker's umask.
 
     The return value (XCom ``return_value``) is the manifest: ``{"schema_version": 1, "batch_id",
     "status", "result_uri", "counts": {"succeeded", "errored", "missing", "total"}, "usage":
