@@ -24,15 +24,27 @@ class BoundedBody:
     :param limit: the most bytes the decoded body may hold.
     :param content_encoding: the answer's ``Content-Encoding`` header (None or empty: not encoded).
     :param operation: names the call in errors.
+    :param cut: for an error answer, which is only read for a message to show: keep what decodes, up to
+        ``limit``, and set :attr:`full` instead of raising, so the status still says what went wrong.
     :raises ResponseTooLargeError: from :meth:`feed` as soon as the decoded body passes ``limit``.
     :raises InvalidResponseError: an encoding this client did not ask for, or a corrupt stream.
     """
 
-    def __init__(self, limit: int, content_encoding: str | None = None, *, operation: str = "call") -> None:
+    def __init__(
+        self, limit: int, content_encoding: str | None = None, *, operation: str = "call", cut: bool = False
+    ) -> None:
         self.limit = limit
         self.operation = operation
+        self.cut = cut
+        # Nothing more will be kept: the reader may stop.
+        self.full = False
         self._data = bytearray()
-        self._encoding = _encoding(content_encoding, operation)
+        try:
+            self._encoding = _encoding(content_encoding, operation)
+        except InvalidResponseError:
+            if not cut:
+                raise
+            self._encoding = "identity"  # shown shortened as it came, but never inflated
         self._decoder = _decoder(self._encoding)
         # A "deflate" answer is meant to be zlib-wrapped, but some servers send raw deflate: the
         # first bytes tell which (as browsers and urllib3 decide).
@@ -43,7 +55,7 @@ class BoundedBody:
         return len(self._data)
 
     def feed(self, chunk: bytes) -> None:
-        if not chunk:
+        if not chunk or self.full:
             return
         if self._decoder is None:
             self._keep(chunk)
@@ -61,35 +73,45 @@ class BoundedBody:
     def result(self) -> bytes:
         """The decoded body. A body cut inside a compressed stream is returned as far as it got: the
         JSON parser then refuses it, as it refuses a cut plain body."""
-        if self._sniffing and self._pending:
-            self._sniffing = False
-            self._inflate(self._pending)
-        if self._decoder is not None:
-            self._keep(self._decoder.flush())
+        if not self.full:
+            if self._sniffing and self._pending:
+                self._sniffing = False
+                self._inflate(self._pending)
+            if self._decoder is not None and not self.full:
+                self._keep(self._decoder.flush())
         return bytes(self._data)
 
     def _inflate(self, data: bytes) -> None:
-        assert self._decoder is not None
-        while data:
+        decoder = self._decoder
+        assert decoder is not None
+        while data and not self.full:
             try:
                 # One byte more than the room left: getting it proves the body is too large.
-                out = self._decoder.decompress(data, self.limit - len(self._data) + 1)
+                out = decoder.decompress(data, self.limit - len(self._data) + 1)
             except zlib.error as exc:
+                if self.cut:
+                    self.full = True
+                    return
                 raise InvalidResponseError(
                     f"{self.operation}: Together's answer says Content-Encoding {self._encoding}, "
                     f"but its body does not decode ({exc})",
                     transient=True,
                 ) from None
             self._keep(out)
-            data = self._decoder.unconsumed_tail
-            if not data and self._decoder.eof and self._decoder.unused_data:
+            data = decoder.unconsumed_tail
+            if not data and decoder.eof and decoder.unused_data:
                 # gzip allows several members one after another (what `cat a.gz b.gz` makes).
-                data = self._decoder.unused_data
-                self._decoder = _decoder(self._encoding)
+                data = decoder.unused_data
+                decoder = self._decoder = _decoder(self._encoding)
+                assert decoder is not None
 
     def _keep(self, data: bytes) -> None:
-        if len(self._data) + len(data) > self.limit:
-            raise ResponseTooLargeError(self.operation, self.limit)
+        room = self.limit - len(self._data)
+        if len(data) > room:
+            if not self.cut:
+                raise ResponseTooLargeError(self.operation, self.limit)
+            self.full = True
+            data = data[:room]
         self._data += data
 
 

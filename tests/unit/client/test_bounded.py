@@ -76,7 +76,7 @@ def test_cap_exactly_reached_is_accepted():
 def test_corrupt_stream_is_a_transient_invalid_answer():
     body = BoundedBody(1000, "gzip")
     with pytest.raises(InvalidResponseError) as caught:
-        _fed(body, b"\x1f\x8b\x08\x00garbage-that-is-not-deflate")
+        _fed(body, gzip.compress(b"abc")[:10] + b"\xff\xff\xff\xff")
     assert is_transient(caught.value)
     assert not isinstance(caught.value, ResponseTooLargeError)
 
@@ -91,3 +91,19 @@ def test_cut_compressed_body_returned_as_far_as_it_got():
     encoded = gzip.compress(BODY)
     got = _fed(BoundedBody(len(BODY), "gzip"), encoded[: len(encoded) // 2])
     assert BODY.startswith(got)
+
+
+def test_error_answer_cut_at_the_cap_not_refused():
+    body = BoundedBody(100, "gzip", cut=True)
+    body.feed(gzip.compress(b"<html>" + b"x" * 10_000))
+    assert body.full
+    assert body.result() == (b"<html>" + b"x" * 10_000)[:100]
+
+
+def test_error_answer_in_an_unknown_or_corrupt_encoding_kept_raw_or_as_far_as_it_decodes():
+    raw = BoundedBody(100, "br", cut=True)
+    raw.feed(b"not brotli")
+    assert raw.result() == b"not brotli"
+    corrupt = BoundedBody(100, "gzip", cut=True)
+    corrupt.feed(gzip.compress(b"abc")[:10] + b"\xff\xff\xff\xff")  # a gzip header, then no deflate
+    assert corrupt.full and corrupt.result() == b""
