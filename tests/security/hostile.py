@@ -136,7 +136,9 @@ def reply(
     conn.sendall(head(status, all_headers) + body)
 
 
-def drip(conn: socket.socket, data: bytes, *, every: float, sleep: Callable[[float], None] = time.sleep) -> None:
+def drip(
+    conn: socket.socket, data: bytes, *, every: float, sleep: Callable[[float], None] = time.sleep
+) -> None:
     """Send ``data`` one byte at a time, ``every`` seconds apart: each read gets a byte well within any
     read timeout, so only a deadline for the whole call stops it."""
     for i in range(len(data)):

@@ -90,9 +90,10 @@ class TogetherHook(HttpHook):
 
     def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: Any = None) -> requests.Session:
         """A keep-alive session. Extras are settings here, never turned into HTTP headers."""
-        import requests
+        from together_provider.hooks.deadline import watched_session
 
-        session = requests.Session()
+        # Its connections let each API call's total deadline (extra total_timeout) stop a dripped answer.
+        session = watched_session()
         self.base_url = self.settings.base_url
         if headers:
             session.headers.update(headers)
