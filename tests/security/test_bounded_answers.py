@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from together_provider.client.errors import ResponseTooLargeError, ServerError
 from tests.security.hostile import BATCH, Seen, gzip_bomb, head, reply
+from together_provider.client.errors import ResponseTooLargeError, ServerError
 
 ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from together_provider.client.errors import APITimeoutError
 from tests.security.hostile import BATCH, Seen, head
+from together_provider.client.errors import APITimeoutError
 
 EVERY = 0.25  # seconds between two bytes: far within the read timeout
 

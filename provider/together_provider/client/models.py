@@ -125,9 +125,8 @@ def _extra(data: Mapping[str, Any], known: set[str]) -> dict[str, Any]:
             break
         if key in known or not isinstance(key, str) or len(key) > MAX_EXTRA_TEXT:
             continue
-        if value is None or isinstance(value, (bool, int, float)):
-            kept[key] = value
-        elif isinstance(value, str) and len(value) <= MAX_EXTRA_TEXT:
+        small = isinstance(value, str) and len(value) <= MAX_EXTRA_TEXT
+        if small or value is None or isinstance(value, (bool, int, float)):
             kept[key] = value
     return kept
 

@@ -78,9 +78,7 @@ def test_full_batch_parses_every_field():
 
 
 def test_minimal_and_unknown_fields_tolerated():
-    job = BatchJob.from_api(
-        {"id": "b1", "status": "IN_PROGRESS", "brand_new_field": "x", "progress": None}
-    )
+    job = BatchJob.from_api({"id": "b1", "status": "IN_PROGRESS", "brand_new_field": "x", "progress": None})
     assert job.output_file_id is None and job.progress is None and job.created_at is None
     assert job.extra == {"brand_new_field": "x"}
     assert "brand_new_field" not in job.to_xcom()
