@@ -5,7 +5,12 @@ async (aiohttp's total timeout) alike."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 
@@ -94,3 +99,41 @@ def test_an_answer_within_the_deadline_is_read_and_the_connection_kept(hostile, 
 
     hostile(quick, total_timeout=1)
     assert _call(side, hook).id == "b-1"
+
+
+@pytest.mark.skipif(
+    shutil.which("openssl") is None, reason="needs the openssl command for a test certificate"
+)
+def test_the_sync_deadline_holds_over_tls(tmp_path, monkeypatch, hook):
+    # The watchdog shuts the plain socket under the TLS one: the read must end there too.
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    dripper = Dripper()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with listener, context.wrap_socket(listener.accept()[0], server_side=True) as conn:
+            conn.recv(65536)
+            with contextlib.suppress(OSError):
+                dripper(None, conn)  # type: ignore[arg-type]
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    host = f"https://127.0.0.1:{listener.getsockname()[1]}"
+    extra = {"max_retries": 0, "total_timeout": 1, "timeout": 2}
+    conn = {"conn_type": "together", "host": host, "password": "sk-tls-test-0123456789", "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_TOGETHER_DEFAULT", json.dumps(conn))
+    with pytest.raises(APITimeoutError, match="deadline"):
+        hook.get_batch("b-1")
+    with dripper.lock:
+        assert dripper.sent < dripper.total / 2
