@@ -56,6 +56,21 @@ class InvalidResponseError(TogetherError):
         super().__init__(_with_request_id(message, request_id))
 
 
+class ResponseTooLargeError(InvalidResponseError):
+    """An API answer (not a file download) grew past the connection's cap, counted after decompression.
+
+    Not transient: the same call gets the same answer. ``limit`` is in bytes.
+    """
+
+    def __init__(self, operation: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"{operation}: Together's answer is larger than {limit / (1024 * 1024):g} MiB once decoded, "
+            f"so it was not read further; if answers this large are expected, raise the connection "
+            f"extra 'max_response_mb'"
+        )
+
+
 class TransportError(TogetherError):
     """No usable answer arrived: the connection failed, was dropped, or timed out.
 

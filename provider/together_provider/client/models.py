@@ -132,6 +132,25 @@ def _opt_int(value: Any) -> int | None:
         return None
 
 
+# Unknown fields are kept for a curious reader, not relied on: a bounded few, each small and flat, so an
+# answer padded with large or deep values (up to the transport's cap) is not held on to with the model.
+MAX_EXTRA_FIELDS = 32
+MAX_EXTRA_TEXT = 256
+
+
+def _extra(data: Mapping[str, Any], known: set[str]) -> dict[str, Any]:
+    kept: dict[str, Any] = {}
+    for key, value in data.items():
+        if len(kept) == MAX_EXTRA_FIELDS:
+            break
+        if key in known or not isinstance(key, str) or len(key) > MAX_EXTRA_TEXT:
+            continue
+        small = isinstance(value, str) and len(value) <= MAX_EXTRA_TEXT
+        if small or value is None or isinstance(value, (bool, int, float)):
+            kept[key] = value
+    return kept
+
+
 def _require_mapping(data: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
         raise InvalidResponseError(f"expected a {what} object from Together, got {type(data).__name__}")
@@ -185,7 +204,7 @@ class BatchJob:
             created_at=_parse_time(data.get("created_at")),
             job_deadline=_parse_time(data.get("job_deadline")),
             completed_at=_parse_time(data.get("completed_at")),
-            extra={k: v for k, v in data.items() if k not in known},
+            extra=_extra(data, known),
         )
 
     def to_xcom(self) -> dict[str, Any]:
@@ -276,7 +295,7 @@ class TogetherFile:
             file_type=_opt_str(data.get("FileType", data.get("file_type"))),
             processed=None if processed is None else bool(processed),
             created_at=_parse_time(data.get("created_at")),
-            extra={k: v for k, v in data.items() if k not in known | {"created_at"}},
+            extra=_extra(data, known | {"created_at"}),
         )
 
     def to_xcom(self) -> dict[str, Any]:

@@ -17,6 +17,13 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 4
 # Shared by every wait on one connection in one triggerer; Together's own limits are per account.
 DEFAULT_REQUESTS_PER_SECOND = 25.0
+# An API answer (not a file download) is held whole to be parsed. A list of 10,000 batches is about
+# 7 MB; the cap is there against a server or proxy that sends without end, or a gzip bomb.
+DEFAULT_MAX_RESPONSE_MB = 16.0
+# Timeouts are per read, so an answer dripped a byte at a time never trips them: this bounds one
+# attempt of one API call as a whole.
+DEFAULT_TOTAL_TIMEOUT = 120.0
+MIN_TOTAL_TIMEOUT = 1.0
 # The connection form's "Test" waits on its answer: it reports what one attempt got, and a host that
 # does not accept a connection within this is named as unreachable rather than retried for seconds.
 CHECK_CONNECT_TIMEOUT = 3.0
@@ -109,6 +116,8 @@ class ConnectionSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     console_url: str = DEFAULT_CONSOLE_URL
     requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND
+    max_response_bytes: int = int(DEFAULT_MAX_RESPONSE_MB * 1024 * 1024)
+    total_timeout: float = DEFAULT_TOTAL_TIMEOUT
 
     @classmethod
     def from_parts(
@@ -130,15 +139,28 @@ class ConnectionSettings:
                 "or set the TOGETHER_API_KEY environment variable"
             )
         retries = int(_number(extra, "max_retries", DEFAULT_MAX_RETRIES, minimum=0))
+        timeout = _number(extra, "timeout", DEFAULT_TIMEOUT, minimum=0.001)
+        connect_timeout = _number(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, minimum=0.001)
         return cls(
             base_url=base_url_from(host, schema=schema, port=port, env=env),
             api_key=api_key,
-            timeout=_number(extra, "timeout", DEFAULT_TIMEOUT, minimum=0.001),
-            connect_timeout=_number(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, minimum=0.001),
+            timeout=timeout,
+            connect_timeout=connect_timeout,
             retry=RetryPolicy(max_attempts=retries + 1),
             console_url=str(extra.get("console_url") or DEFAULT_CONSOLE_URL),
             requests_per_second=_number(
                 extra, "max_requests_per_second", DEFAULT_REQUESTS_PER_SECOND, minimum=0.001
+            ),
+            max_response_bytes=int(
+                _number(extra, "max_response_mb", DEFAULT_MAX_RESPONSE_MB, minimum=1) * 1024 * 1024
+            ),
+            # Unset, it grows with the per-read timeouts: whoever raised those for a slow proxy should
+            # not find every call cut at the default.
+            total_timeout=_number(
+                extra,
+                "total_timeout",
+                max(DEFAULT_TOTAL_TIMEOUT, connect_timeout + timeout),
+                minimum=MIN_TOTAL_TIMEOUT,
             ),
         )
 

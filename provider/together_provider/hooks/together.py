@@ -47,8 +47,12 @@ class TogetherHook(HttpHook):
     The host defaults to ``https://api.together.ai``; ``https://api.together.xyz`` and either with
     ``/v1`` work too. Extras: ``timeout`` (read timeout, seconds, default 60), ``connect_timeout``
     (default 10), ``max_retries`` (retries after the first attempt, default 4) and ``console_url``
-    (the batch page pattern for the extra link, with ``{batch_id}``) and ``max_requests_per_second``
-    (what all async waits on this connection in one triggerer may spend together, default 25).
+    (the batch page pattern for the extra link, with ``{batch_id}``), ``max_requests_per_second``
+    (what all async waits on this connection in one triggerer may spend together, default 25),
+    ``total_timeout`` (seconds one attempt of an API call may take in all, however slowly the answer
+    arrives; default 120, or connect plus read timeout when more) and ``max_response_mb`` (the most an
+    API answer may hold once decompressed, default 16 MiB). File transfers keep only the per-read
+    timeouts and have no size cap: they stream, and a large file may rightly take long.
 
     Sync methods serve workers; ``a``-prefixed ones serve triggers on the event loop. Call
     :meth:`aclose` when done with the async side.
@@ -97,9 +101,10 @@ class TogetherHook(HttpHook):
 
     def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: Any = None) -> requests.Session:
         """A keep-alive session. Extras are settings here, never turned into HTTP headers."""
-        import requests
+        from together_provider.hooks.deadline import watched_session
 
-        session = requests.Session()
+        # Its connections let each API call's total deadline (extra total_timeout) stop a dripped answer.
+        session = watched_session()
         self.base_url = self.settings.base_url
         if headers:
             session.headers.update(headers)

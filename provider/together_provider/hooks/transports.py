@@ -2,6 +2,12 @@
 
 They turn an :class:`ApiRequest` into a :class:`RawResponse` or a :class:`TransportError` and decide
 nothing else: retries, parsing and errors live in ``together_provider.client``.
+
+An API call's answer is read raw and decoded by :class:`~together_provider.client.bounded.BoundedBody`,
+which stops at the connection's ``max_response_bytes``, and one attempt of an API call ends with
+``APITimeoutError`` once ``total_timeout`` has passed. File transfers (the upload's PUT, a download) have
+neither: their bodies stream between disk and socket, and a large file may rightly take long, so they keep
+only the per-read timeouts, which a stalled transfer still trips.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from requests.exceptions import ChunkedEncodingError, ConnectTimeout, ReadTimeou
 from urllib3.exceptions import NewConnectionError, ProtocolError, ReadTimeoutError
 
 from together_provider import __version__
+from together_provider.client.bounded import ACCEPT_ENCODING, BoundedBody
 from together_provider.client.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -23,6 +30,7 @@ from together_provider.client.errors import (
 )
 from together_provider.client.requests import ApiRequest, RawResponse
 from together_provider.client.settings import ConnectionSettings
+from together_provider.hooks.deadline import CallDeadline, TimerStart, call_deadline, thread_timer
 
 if TYPE_CHECKING:
     import aiohttp
@@ -34,10 +42,13 @@ USER_AGENT = f"airflow-provider-together/{__version__}"
 # made the writes to the page cache erratic. (The figures: benchmarks/README.md, "Figures behind code
 # choices".)
 _DOWNLOAD_CHUNK = 256 * 1024
+_ANSWER_CHUNK = 64 * 1024
 
 
 def _headers(settings: ConnectionSettings, request: ApiRequest[Any]) -> dict[str, str]:
-    headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+    # Only encodings BoundedBody decodes: requests and aiohttp would otherwise offer more, and decode
+    # without a bound.
+    headers = {"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
     if request.authenticated:
         headers["Authorization"] = f"Bearer {settings.api_key}"
     if request.download_path is not None:
@@ -54,8 +65,52 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
     return isinstance(inner, NewConnectionError) or "NewConnectionError" in type(inner).__name__
 
 
+def _is_file_transfer(request: ApiRequest[Any]) -> bool:
+    return (
+        request.download_path is not None
+        or request.upload_path is not None
+        or request.upload_body is not None
+    )
+
+
+def _past_deadline(request: ApiRequest[Any], settings: ConnectionSettings) -> APITimeoutError:
+    return APITimeoutError(
+        f"{request.operation}: no complete answer within the call's deadline of {settings.total_timeout:g} s "
+        f"(connection extra 'total_timeout')"
+    )
+
+
 def send_sync(
-    session: requests.Session, settings: ConnectionSettings, request: ApiRequest[Any]
+    session: requests.Session,
+    settings: ConnectionSettings,
+    request: ApiRequest[Any],
+    *,
+    start_timer: TimerStart = thread_timer,
+) -> RawResponse:
+    """One attempt. ``session`` should come from :func:`~together_provider.hooks.deadline.watched_session`:
+    on another session the call's deadline cannot stop a read in progress.
+
+    :param start_timer: how the call's deadline starts its watchdog (see ``hooks/deadline.py``).
+    """
+    if _is_file_transfer(request):
+        return _exchange(session, settings, request, None)
+    with call_deadline(settings.total_timeout, start_timer=start_timer) as deadline:
+        try:
+            response = _exchange(session, settings, request, deadline)
+        except TransportError:
+            if deadline.passed:
+                raise _past_deadline(request, settings) from None
+            raise
+        if deadline.passed:
+            raise _past_deadline(request, settings)
+        return response
+
+
+def _exchange(
+    session: requests.Session,
+    settings: ConnectionSettings,
+    request: ApiRequest[Any],
+    deadline: CallDeadline | None,
 ) -> RawResponse:
     url = settings.url_for(request.path)
     kwargs: dict[str, Any] = {
@@ -63,7 +118,8 @@ def send_sync(
         "headers": _headers(settings, request),
         "timeout": (settings.connect_timeout, settings.timeout),
         "allow_redirects": False,
-        "stream": request.download_path is not None,
+        # Every body is read here, in chunks: a download to its file, an answer up to the cap.
+        "stream": True,
     }
     if request.json is not None:
         kwargs["json"] = request.json
@@ -97,13 +153,36 @@ def send_sync(
         if request.download_path is not None and 200 <= response.status_code < 300:
             written = _stream_to_file(response, request, settings.timeout)
             return RawResponse(response.status_code, dict(response.headers), b"", written)
+        body = _answer_body(response.status_code, response.headers, request, settings)
         try:
-            body = response.content
-        except (ChunkedEncodingError, requests.ConnectionError, ProtocolError):
+            for chunk in response.raw.stream(_ANSWER_CHUNK, decode_content=False):
+                body.feed(chunk)
+                if body.full:
+                    break
+        except ReadTimeoutError:
+            raise APITimeoutError(f"{request.operation}: no data for {settings.timeout:g} s") from None
+        except (ProtocolError, requests.ConnectionError, ConnectionError, http.client.HTTPException):
             raise APIConnectionError(
                 f"{request.operation}: connection dropped while reading the answer"
             ) from None
-        return RawResponse(response.status_code, dict(response.headers), body)
+        if deadline is not None:
+            # Before the connection goes back to the pool (on leaving this block): from here on, a
+            # late watchdog must not touch its socket.
+            deadline.finish()
+        return RawResponse(response.status_code, dict(response.headers), body.result())
+
+
+def _answer_body(
+    status: int, headers: Any, request: ApiRequest[Any], settings: ConnectionSettings
+) -> BoundedBody:
+    """Where an answer's body is collected: an error answer is only read for its message, so it is cut at
+    the cap rather than refused, and its status still says what went wrong (a proxy's 502 stays a 502)."""
+    return BoundedBody(
+        settings.max_response_bytes,
+        headers.get("Content-Encoding"),
+        operation=request.operation,
+        cut=not (200 <= status < 300 or status in request.accept),
+    )
 
 
 class _SizedBody:
@@ -165,8 +244,9 @@ def _aiohttp_timeout(settings: ConnectionSettings) -> aiohttp.ClientTimeout:
 
     # sock_connect, not connect: aiohttp's connect also counts the wait for a free connection of the
     # shared pool, so thousands of waits starting at once would time out queueing, not connecting.
+    # total does count that wait too, but share.gate lets no more requests in than the pool holds.
     return aiohttp.ClientTimeout(
-        total=None, sock_connect=settings.connect_timeout, sock_read=settings.timeout
+        total=settings.total_timeout, sock_connect=settings.connect_timeout, sock_read=settings.timeout
     )
 
 
@@ -175,11 +255,7 @@ async def send_async(
 ) -> RawResponse:
     import aiohttp
 
-    if (
-        request.upload_path is not None
-        or request.upload_body is not None
-        or request.download_path is not None
-    ):
+    if _is_file_transfer(request):
         raise NotImplementedError("file transfers run on workers through the sync transport")
     data: Any = None
     if request.form is not None:
@@ -194,13 +270,22 @@ async def send_async(
             headers=_headers(settings, request),
             allow_redirects=False,
             timeout=_aiohttp_timeout(settings),
+            # Decoded by BoundedBody instead, which stops at the cap.
+            auto_decompress=False,
         ) as response:
-            body = await response.read()
-            return RawResponse(response.status, dict(response.headers), body)
+            body = _answer_body(response.status, response.headers, request, settings)
+            async for chunk in response.content.iter_chunked(_ANSWER_CHUNK):
+                body.feed(chunk)
+                if body.full:
+                    break
+            return RawResponse(response.status, dict(response.headers), body.result())
     except aiohttp.ConnectionTimeoutError:
         raise APITimeoutError(f"{request.operation}: timed out connecting", request_sent=False) from None
-    except (TimeoutError, aiohttp.ServerTimeoutError):
+    except aiohttp.ServerTimeoutError:
         raise APITimeoutError(f"{request.operation}: no answer within {settings.timeout:g} s") from None
+    except TimeoutError:
+        # Not a per-read timeout (those are ServerTimeoutError): the total one.
+        raise _past_deadline(request, settings) from None
     except aiohttp.ClientConnectorError:
         raise APIConnectionError(f"{request.operation}: could not connect", request_sent=False) from None
     except aiohttp.ClientError as exc:

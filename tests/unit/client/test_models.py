@@ -79,12 +79,21 @@ def test_full_batch_parses_every_field():
 
 
 def test_minimal_and_unknown_fields_tolerated():
-    job = BatchJob.from_api(
-        {"id": "b1", "status": "IN_PROGRESS", "brand_new_field": {"x": 1}, "progress": None}
-    )
+    job = BatchJob.from_api({"id": "b1", "status": "IN_PROGRESS", "brand_new_field": "x", "progress": None})
     assert job.output_file_id is None and job.progress is None and job.created_at is None
-    assert job.extra == {"brand_new_field": {"x": 1}}
+    assert job.extra == {"brand_new_field": "x"}
     assert "brand_new_field" not in job.to_xcom()
+
+
+@pytest.mark.parametrize("model", [BatchJob, TogetherFile])
+def test_unknown_fields_kept_only_few_small_and_flat(model):
+    data = {"id": "b1", "status": "IN_PROGRESS", "flag": True, "count": 3, "ratio": 0.5, "note": None}
+    data |= {"name": "n" * 256, "long": "x" * 257, "nested": {"x": 1}, "listed": [1, 2], "k" * 257: 1}
+    data |= {f"field_{i:03d}": i for i in range(100)}
+    extra = model.from_api(data).extra
+    assert len(extra) == 32
+    assert {"flag": True, "count": 3, "ratio": 0.5, "note": None, "name": "n" * 256}.items() <= extra.items()
+    assert not {"long", "nested", "listed", "k" * 257} & extra.keys()
 
 
 @pytest.mark.parametrize(
