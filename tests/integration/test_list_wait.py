@@ -162,9 +162,17 @@ def test_one_failed_part_fails_the_wait_at_once(run_dag, emu, mode, cancel, task
     [
         ([], "batch_id is an empty list"),
         ("[]", "batch_id is an empty list"),
-        (["b-1", 7], "batch_id[1] must be a non-empty string (a batch id), got 7"),
+        (
+            ["b-1", 7],
+            "batch_id[1] must be a non-empty string: give a Together id (a batch's UUID, "
+            "or 'file-...'), got 7",
+        ),
         (["b-1", " "], "batch_id[1] must be a non-empty string"),
-        ("['b-1', None]", "batch_id[1] must be a non-empty string (a batch id), got None"),
+        (
+            "['b-1', None]",
+            "batch_id[1] must be a non-empty string: give a Together id (a batch's UUID, "
+            "or 'file-...'), got None",
+        ),
         (["b-1", "b-1"], "batch_id lists batch 'b-1' twice"),
         ("[b-1, b-2", "batch_id looks like a list but is neither a JSON list nor a Python list literal"),
     ],
