@@ -202,7 +202,10 @@ class TogetherHook(HttpHook):
             default_name = os.path.basename(local)
         target = self._run(
             api.start_upload(
-                file_name or default_name, checksum=checksum or sha256_of(local), purpose=purpose
+                file_name or default_name,
+                checksum=checksum or sha256_of(local),
+                purpose=purpose,
+                source=local,
             )
         )
         if target.already_uploaded:
