@@ -10,6 +10,8 @@ DOCUMENTATION_URL = "https://github.com/together-airflow/airflow-provider-togeth
 
 def get_provider_info() -> dict:
     """What Airflow's provider manager reads through the ``apache_airflow_provider`` entry point."""
+    from together_provider.connection_form import connection_type_entry
+
     return {
         "package-name": "airflow-provider-together",
         "name": "Together AI",
@@ -23,12 +25,8 @@ def get_provider_info() -> dict:
                 "tags": ["ai"],
             }
         ],
-        "connection-types": [
-            {
-                "connection-type": "together",
-                "hook-class-name": "together_provider.hooks.together.TogetherHook",
-            }
-        ],
+        # Airflow 3.2+ builds the connection form from this entry alone, without importing the hook.
+        "connection-types": [connection_type_entry("together_provider.hooks.together.TogetherHook")],
         "hooks": [
             {"integration-name": "Together AI", "python-modules": ["together_provider.hooks.together"]}
         ],

@@ -177,7 +177,7 @@ def task_errors(*, soft_fail: bool = False, conn_id: str | None = None) -> Itera
         yield
     except AirflowNotFoundException as exc:
         where = f"connection {conn_id!r}: " if conn_id else ""
-        raise failure(f"{where}{exc}", soft_fail=soft_fail) from exc
+        raise failure(f"{where}{exc}{_how_to_add(conn_id)}", soft_fail=soft_fail) from exc
     except AirflowException:
         raise
     except Exception as exc:
@@ -185,6 +185,23 @@ def task_errors(*, soft_fail: bool = False, conn_id: str | None = None) -> Itera
         if message is None:
             raise
         raise failure(message, soft_fail=soft_fail) from exc
+
+
+def _how_to_add(conn_id: str | None) -> str:
+    """How to create a missing connection: Airflow's own text says only that it is not defined."""
+    if not conn_id:
+        return ""
+    return (
+        f"; create it in the UI (Admin > Connections, type Together AI), with `airflow connections add "
+        f"{conn_id} --conn-type together --conn-password <your API key>`, or as the environment "
+        f"variable AIRFLOW_CONN_{conn_id.upper()}"
+    )
+
+
+def files_text(output_file_id: Any, error_file_id: Any) -> str:
+    """The batch's files as a reader wants them: an absent one is said to be absent, not "None"."""
+    output = f"output file {output_file_id}" if output_file_id else "no output file"
+    return f"{output}, {f'error file {error_file_id}' if error_file_id else 'no error file'}"
 
 
 def finish_wait(
@@ -228,13 +245,15 @@ def finish_wait(
     for key, value in result.items():
         xcom_push(ti, key, value)
 
-    files = f"output file {result['output_file_id']}, error file {result['error_file_id']}"
+    files = files_text(result["output_file_id"], result["error_file_id"])
     parsed = BatchStatus.parse(status)
     if parsed.is_failure:
         reason = event.get("error") or "Together gave no reason"
         raise failure(f"Together batch {batch_id} ended {status}: {reason} ({files})", soft_fail=soft_fail)
     if not parsed.is_success:
         raise AirflowException(f"Together batch {batch_id} ended with unexpected status {status!r}")
+    if log is not None:
+        log.info("Together batch %s ended %s: %s", batch_id, status, files)
     if result["error_file_id"]:
         if fail_on_request_errors:
             raise failure(

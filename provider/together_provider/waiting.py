@@ -131,8 +131,25 @@ class BatchWait:
     ) -> NoReturn:
         """Hand the wait to the triggerer; the task resumes in its ``execute_complete``. A list of ids
         defers to one trigger that polls them all."""
+        from together_provider.client.polling import MAX_FACTOR, MIN_FACTOR
         from together_provider.triggers.batch import BatchListStatusTrigger, BatchStatusTrigger
 
+        what = (
+            f"{len(batch_id)} Together batches"
+            if isinstance(batch_id, list)
+            else f"Together batch {batch_id}"
+        )
+        if self.adaptive_polling:
+            low, high = self.poll_interval * MIN_FACTOR, self.poll_interval * MAX_FACTOR
+            how_often = f"every {self.poll_interval:g} s (adaptive: {low:g}-{high:g} s, sooner near the end)"
+        else:
+            how_often = f"every {self.poll_interval:g} s"
+        task.log.info(
+            "Deferring: the triggerer polls %s %s, for at most %g s; no worker slot is held meanwhile",
+            what,
+            how_often,
+            self.timeout,
+        )
         if isinstance(batch_id, list):
             task.defer(
                 trigger=BatchListStatusTrigger(

@@ -144,6 +144,12 @@ ROWS = [
         0,
     ),
     (
+        "model not a string",
+        lambda t: submit(t, lines({"custom_id": "a", "body": {"model": 123, "messages": []}})),
+        r"line 1: 'body\.model' must be a string naming the model \(got 123\)$",
+        0,
+    ),
+    (
         "over 50,000 lines",
         many_lines,
         r"line 50001: more than 50,000 requests; "

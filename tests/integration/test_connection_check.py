@@ -43,7 +43,7 @@ def test_no_key_names_the_host(emu, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_TOGETHER_NOKEY", json.dumps({"conn_type": "together", "host": emu.url}))
     ok, message = TogetherHook(together_conn_id="together_nokey").test_connection()
     assert not ok
-    assert message.startswith(f"Together API at {emu.url} refused the check: no Together API key")
+    assert message.startswith(f"The Together connection to {emu.url} cannot be used: no Together API key")
     assert "unresolved" not in message
     assert emu.requests_log() == []
 
@@ -51,7 +51,8 @@ def test_no_key_names_the_host(emu, monkeypatch):
 def test_no_key_and_no_host_names_the_default(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_TOGETHER_BARE", json.dumps({"conn_type": "together"}))
     ok, message = TogetherHook(together_conn_id="together_bare").test_connection()
-    assert not ok and message.startswith("Together API at https://api.together.ai refused the check")
+    assert not ok
+    assert message.startswith("The Together connection to https://api.together.ai cannot be used")
 
 
 def test_unreachable_host_is_one_short_attempt(monkeypatch, sends):
@@ -62,7 +63,7 @@ def test_unreachable_host_is_one_short_attempt(monkeypatch, sends):
     )
     ok, message = TogetherHook(together_conn_id="together_down").test_connection()
     assert not ok
-    assert message.startswith(f"Together API at {url} refused the check: list batches: connection failed")
+    assert message.startswith(f"Could not reach the Together API at {url}: list batches: connection failed")
     assert len(sends) == 1
     assert sends[0].connect_timeout == CHECK_CONNECT_TIMEOUT
     assert sends[0].retry.max_attempts == 1
@@ -73,7 +74,7 @@ def test_check_is_not_retried_where_calls_are(emu, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_TOGETHER_FLAKY", connection_uri_env(emu.url, max_retries=1))
     emu.set_faults({"method": "GET", "path": "^/v1/batches$", "kind": "drop", "times": None})
     ok, message = TogetherHook(together_conn_id="together_flaky").test_connection()
-    assert not ok and message.startswith(f"Together API at {emu.url} refused the check")
+    assert not ok and message.startswith(f"Could not reach the Together API at {emu.url}")
     assert len(emu.requests_log(method="GET", path="/v1/batches")) == 1
     with pytest.raises(TogetherError, match="list batches"):
         TogetherHook(together_conn_id="together_flaky").list_batches()
@@ -101,4 +102,34 @@ def test_cli_needs_test_connection_enabled_and_names_an_unreachable_host(airflow
     enabled = subprocess.run(airflow, env=env, capture_output=True, text=True, timeout=180)
     out = enabled.stdout + enabled.stderr
     assert "Connection failed" in out, out  # Airflow 2.11 exits 0 on a failed test, 3.x exits 1
-    assert f"Together API at {url} refused the check: list batches: connection failed" in out
+    assert f"Could not reach the Together API at {url}: list batches: connection failed" in out
+
+
+def test_an_answer_that_is_not_ok_is_a_refusal(emu, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_TOGETHER_WRONGKEY", connection_uri_env(emu.url, key="tk-wrong"))
+    ok, message = TogetherHook(together_conn_id="together_wrongkey").test_connection()
+    assert not ok and message.startswith(f"Together API at {emu.url} refused the check: ")
+    assert "401" in message
+
+
+def test_one_batch_is_one_batch_and_the_cli_success_line_is_airflows(airflow_db, tmp_path, monkeypatch):
+    """A fresh emulator, so the count is known: "1 batch". Airflow's CLI prints the hook's message only
+    on failure; on success it prints its own "Connection success!", as the README says."""
+    from together_provider.testing.emulator import EmulatorServer
+
+    from ..conftest import TEST_KEY
+    from ..helpers import write_requests
+
+    with EmulatorServer(api_key=TEST_KEY) as server:
+        url = server.url
+        monkeypatch.setenv("AIRFLOW_CONN_TOGETHER_ONE", connection_uri_env(url))
+        hook = TogetherHook(together_conn_id="together_one")
+        hook.create_batch(hook.upload_file(write_requests(tmp_path / "in.jsonl")).id)
+        ok, message = TogetherHook(together_conn_id="together_one").test_connection()
+        assert ok and message == f"Connected to {url}: the API key works (1 batch visible).", message
+        env = {**os.environ, "AIRFLOW__CORE__TEST_CONNECTION": "Enabled"}
+        airflow = [str(Path(sys.executable).with_name("airflow")), "connections", "test", "together_one"]
+        done = subprocess.run(airflow, env=env, capture_output=True, text=True, timeout=180)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0 and "Connection success!" in out, out
+    assert "Connected to" not in out, out

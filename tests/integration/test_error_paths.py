@@ -168,7 +168,7 @@ def test_every_path_fails_as_the_error_means(
 @pytest.mark.parametrize(
     ("batch", "words"),
     [
-        ("failed", r"^(waiting for )?Together batch \S+ ended FAILED: \S.*\(output file"),
+        ("failed", r"^(waiting for )?Together batch \S+ ended FAILED: \S.*\((no )?output file"),
         ("unknown", r"get batch no-such-batch: Together API answered 404: .*\(check the id"),
     ],
 )

@@ -78,3 +78,19 @@ def test_download_without_a_file_id(together_conn, empty, tmp_path):
         task_id="d", file_id=empty, path=str(tmp_path / "x.jsonl"), allow_missing=True
     )
     assert allowed.execute({}) is None
+
+
+def test_a_wrong_key_on_submit_names_the_users_path(emu, monkeypatch, tmp_path):
+    """The upload is recorded under a name with the run key added; the user knows only their path."""
+    from together_provider.operators.batch import SubmitBatchOperator
+
+    from ..conftest import connection_uri_env
+
+    monkeypatch.setenv("AIRFLOW_CONN_TOGETHER_BADKEY", connection_uri_env(emu.url, key="tk-wrong"))
+    src = write_requests(tmp_path / "good.jsonl")
+    submit = SubmitBatchOperator(task_id="s", input_file_path=str(src), together_conn_id="together_badkey")
+    with pytest.raises(AirflowFailException) as failed:
+        submit.execute({"ti": RecordingTI()})
+    message = str(failed.value)
+    assert f"start upload of {src}: Together API answered 401" in message, message
+    assert ".af-" not in message

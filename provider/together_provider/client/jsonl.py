@@ -55,6 +55,11 @@ def _check_body(body: object, line: int, path: str, endpoint: str | None) -> str
             line=line,
         )
     model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        # Named for what it is: "missing" would send the user looking for a field that is there.
+        raise InputFileError(
+            f"'body.model' must be a string naming the model ({_shown(body, 'model')})", path=path, line=line
+        )
     if not isinstance(model, str) or not model.strip():
         raise InputFileError(
             "'body.model' is missing or empty; name the model for this request", path=path, line=line

@@ -224,13 +224,19 @@ def _parse_upload_target(response: RawResponse) -> UploadTarget:
     return UploadTarget(file_id=file_id, url=location)
 
 
-def start_upload(file_name: str, *, checksum: str, purpose: str = "batch-api") -> ApiRequest[UploadTarget]:
+def start_upload(
+    file_name: str, *, checksum: str, purpose: str = "batch-api", source: str | None = None
+) -> ApiRequest[UploadTarget]:
     """Ask for a presigned URL (the flow of Together's own SDK), sending the SHA-256 of the content so
-    that an identical file already on the server is recognized (409) instead of uploaded twice."""
+    that an identical file already on the server is recognized (409) instead of uploaded twice.
+
+    :param source: the path or URL the content comes from, which errors name: the user knows it, and
+        not the name the file is recorded under (the submit operator adds a run key to it).
+    """
     if not file_name.endswith(UPLOAD_SUFFIXES):
         raise ValueError(f"file name {file_name!r} must end in one of {UPLOAD_SUFFIXES}")
     return ApiRequest(
-        f"start upload of {file_name}",
+        f"start upload of {source or file_name}",
         "POST",
         "/v1/files",
         _parse_upload_target,

@@ -24,6 +24,10 @@ DEFAULT_MAX_RESPONSE_MB = 16.0
 # attempt of one API call as a whole.
 DEFAULT_TOTAL_TIMEOUT = 120.0
 MIN_TOTAL_TIMEOUT = 1.0
+# The smallest values the extras accept (the connection form states the same bounds).
+MIN_TIMEOUT = 0.001
+MIN_REQUESTS_PER_SECOND = 0.001
+MIN_MAX_RESPONSE_MB = 1.0
 # The connection form's "Test" waits on its answer: it reports what one attempt got, and a host that
 # does not accept a connection within this is named as unreachable rather than retried for seconds.
 CHECK_CONNECT_TIMEOUT = 3.0
@@ -139,8 +143,8 @@ class ConnectionSettings:
                 "or set the TOGETHER_API_KEY environment variable"
             )
         retries = int(_number(extra, "max_retries", DEFAULT_MAX_RETRIES, minimum=0))
-        timeout = _number(extra, "timeout", DEFAULT_TIMEOUT, minimum=0.001)
-        connect_timeout = _number(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, minimum=0.001)
+        timeout = _number(extra, "timeout", DEFAULT_TIMEOUT, minimum=MIN_TIMEOUT)
+        connect_timeout = _number(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, minimum=MIN_TIMEOUT)
         return cls(
             base_url=base_url_from(host, schema=schema, port=port, env=env),
             api_key=api_key,
@@ -149,10 +153,12 @@ class ConnectionSettings:
             retry=RetryPolicy(max_attempts=retries + 1),
             console_url=str(extra.get("console_url") or DEFAULT_CONSOLE_URL),
             requests_per_second=_number(
-                extra, "max_requests_per_second", DEFAULT_REQUESTS_PER_SECOND, minimum=0.001
+                extra, "max_requests_per_second", DEFAULT_REQUESTS_PER_SECOND, minimum=MIN_REQUESTS_PER_SECOND
             ),
             max_response_bytes=int(
-                _number(extra, "max_response_mb", DEFAULT_MAX_RESPONSE_MB, minimum=1) * 1024 * 1024
+                _number(extra, "max_response_mb", DEFAULT_MAX_RESPONSE_MB, minimum=MIN_MAX_RESPONSE_MB)
+                * 1024
+                * 1024
             ),
             # Unset, it grows with the per-read timeouts: whoever raised those for a slow proxy should
             # not find every call cut at the default.

@@ -15,7 +15,7 @@ from together_provider.client import requests as api
 from together_provider.client.call import Flow, run_sync
 from together_provider.client.cancel import cancel_flow
 from together_provider.client.cancel import describe as describe_cancel
-from together_provider.client.errors import TogetherError
+from together_provider.client.errors import TogetherError, TransportError
 from together_provider.client.jsonl import sha256_of, sha256_of_stream
 from together_provider.client.models import BatchJob, TogetherFile
 from together_provider.client.settings import (
@@ -25,6 +25,7 @@ from together_provider.client.settings import (
     hide_passwords,
     without_userinfo,
 )
+from together_provider.connection_form import ui_field_behaviour
 from together_provider.hooks.async_client import AsyncTogetherClient, connection_lookup, settings_from
 from together_provider.hooks.transports import send_sync
 
@@ -72,15 +73,8 @@ class TogetherHook(HttpHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["login", "schema", "port"],
-            "relabeling": {"password": "API Key", "host": "Base URL"},
-            "placeholders": {
-                "host": DEFAULT_BASE_URL,
-                "password": "your Together API key (or leave empty to use TOGETHER_API_KEY)",
-                "extra": '{"timeout": 60, "max_retries": 4}',
-            },
-        }
+        """The form for Airflow 2.11-3.1; 3.2+ reads the same data from the provider info instead."""
+        return ui_field_behaviour()
 
     # ---- settings -------------------------------------------------------------------------------
 
@@ -208,7 +202,10 @@ class TogetherHook(HttpHook):
             default_name = os.path.basename(local)
         target = self._run(
             api.start_upload(
-                file_name or default_name, checksum=checksum or sha256_of(local), purpose=purpose
+                file_name or default_name,
+                checksum=checksum or sha256_of(local),
+                purpose=purpose,
+                source=local,
             )
         )
         if target.already_uploaded:
@@ -285,13 +282,20 @@ class TogetherHook(HttpHook):
                 lambda req: send_sync(session, settings, req),
                 secrets=settings.secrets,
             )
-        except (TogetherError, ValueError) as exc:
-            message = f"Together API at {self._safe_base_url()} refused the check: {exc}"
+        except TransportError as exc:
+            message = f"Could not reach the Together API at {self._safe_base_url()}: {exc}"
             return False, hide_passwords(message)
+        except ValueError as exc:
+            # The settings could not be built (no key, a bad extra): nothing was sent.
+            message = f"The Together connection to {self._safe_base_url()} cannot be used: {exc}"
+            return False, hide_passwords(message)
+        except TogetherError as exc:
+            return False, hide_passwords(f"Together API at {self._safe_base_url()} refused the check: {exc}")
         except Exception as exc:
             message = f"Could not check the Together connection: {type(exc).__name__}: {exc}"
             return False, hide_passwords(message)
-        return True, f"Connected to {settings.base_url}: the API key works ({len(batches)} batches visible)."
+        visible = f"{len(batches)} batch{'' if len(batches) == 1 else 'es'} visible"
+        return True, f"Connected to {settings.base_url}: the API key works ({visible})."
 
     def _safe_base_url(self) -> str:
         """The base URL, named even when the settings cannot be built (no key, or a host with a user
