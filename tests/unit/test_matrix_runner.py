@@ -57,8 +57,13 @@ def test_table_marks_failures_and_missing_suites():
 
 
 def test_compat_tests_exist_and_every_compat_leg_has_its_pins():
-    root = run.ROOT
-    missing = [path for path in run.COMPAT_TESTS if not (root / path).is_file()]
+    missing = []
+    for entry in run.COMPAT_TESTS:
+        path, _, test = entry.partition("::")
+        source = run.ROOT / path
+        # A renamed test must not drop out of CI silently: its function is still in the file named.
+        if not source.is_file() or (test and f"def {test.partition('[')[0]}(" not in source.read_text()):
+            missing.append(entry)
     assert missing == []
     assert set(run.COMPAT_LEGS) <= {spec.partition("@")[0] for spec in run.FULL_LEGS}
     for spec in run.COMPAT_LEGS:
