@@ -47,9 +47,9 @@ FULL_LEGS = ("2.11", "3.0", "3.1", "3.2", "3.3", "2.11@3.12", "3.3@3.12")
 COMPAT_LEGS = ("3.0", "3.1", "3.2")
 # The tests of the code paths that differ between Airflow minors, cut to what CI can afford on three legs
 # (a dag.test() run costs 5-50 s there): the compat layer and its fallbacks, object storage, triggers
-# ending tasks, the wheel's registration, and three Airflow runs: `airflow dags test` with a connection
-# kept in the metadata DB, mapped waits (no None XCom on 3.0), and a list wait whose merged results land
-# on asset events (3.0's dag.test() activates no asset). Every failure the whole legs have shown on one
+# ending tasks, XComs (None on 3.0), the wheel's registration, and two Airflow runs: `airflow dags test`
+# with a connection kept in the metadata DB, and a list wait whose merged results land on asset events
+# (3.0's dag.test() activates no asset). Each provider or pin failure the whole legs have shown on one
 # minor alone is among them; the whole legs run in --full.
 _DB = "tests/integration/test_db_connection.py::"
 COMPAT_TESTS = (
@@ -64,7 +64,6 @@ COMPAT_TESTS = (
     "tests/integration/test_trigger.py::test_missing_connection_ends_with_error",
     "tests/integration/test_trigger.py::test_run_never_blocks_the_loop",
     "tests/integration/test_results.py::test_result_path_as_a_file_url_or_local_object_storage_path",
-    "tests/integration/test_list_wait.py::test_mapped_sensors_each_push_their_own_batch[deferrable]",
     "tests/integration/test_list_wait.py::test_list_wait_and_merged_results_put_the_lists_on_their_asset_events",
     f"{_DB}test_airflow_dags_test_waits_with_a_connection_added_by_the_cli",
     f"{_DB}test_a_connection_defined_nowhere_is_not_looked_up_again_in_a_thread",
