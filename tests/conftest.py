@@ -147,3 +147,21 @@ def load_dag(dags_folder: Path, file_name: str, dag_id: str):
         if getattr(value, "dag_id", None) == dag_id and hasattr(value, "test"):
             return value
     raise LookupError(f"no DAG {dag_id!r} in {path}")
+
+
+def register_outlet_assets(dag) -> None:
+    """Write the DAG's assets to the metadata DB as active, as a deployment's DAG processor and scheduler
+    would before any run. ``dag.test()`` does so itself from Airflow 3.1 on; on Airflow 2 an event is
+    recorded only for a dataset in the DB, and 3.0 refuses to run a task whose outlet asset is not active
+    (AirflowInactiveAssetInInletOrOutletException): neither ``dag.test()`` writes it."""
+    from together_provider._compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
+
+    if AIRFLOW_V_3_1_PLUS:
+        return
+    if not AIRFLOW_V_3_0_PLUS:
+        dag.sync_to_db()
+        return
+    # 3.0: the scheduler-side DAG's sync writes the asset rows and activates them (the DAG processor's path).
+    from airflow.serialization.serialized_objects import SerializedDAG
+
+    SerializedDAG.deserialize_dag(SerializedDAG.serialize_dag(dag)).sync_to_db()

@@ -15,6 +15,7 @@ An input in a store is read twice, each time streamed: once to validate and hash
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -47,6 +48,14 @@ PACKAGE_FOR_SCHEME = {
     "abfss": "apache-airflow-providers-microsoft-azure",
     "az": "apache-airflow-providers-microsoft-azure",
     "adl": "apache-airflow-providers-microsoft-azure",
+}
+
+# The module each of those packages installs. Without it a connection named in the URL could not be used
+# anyway, so a missing package is reported before a missing connection.
+_MODULE_OF_PACKAGE = {
+    "apache-airflow-providers-amazon[s3fs]": "airflow.providers.amazon",
+    "apache-airflow-providers-google": "airflow.providers.google",
+    "apache-airflow-providers-microsoft-azure": "airflow.providers.microsoft.azure",
 }
 
 # Big enough that the per-call overhead of a remote write is small, small enough to keep memory flat.
@@ -131,12 +140,24 @@ def resolve(value: Any, *, field: str) -> Any:
     scheme = (target.protocol or "file").lower()
     if scheme in LOCAL_SCHEMES:
         return target.path
+    if _provider_missing(scheme):
+        raise _unsupported(url, scheme, field)
     _check_connection(target, url, field)
     try:
         target.fs  # noqa: B018 - resolving the filesystem is the check: it fails when none is installed
     except (ValueError, ImportError) as exc:
         raise _unsupported(url, scheme, field, exc) from exc
     return target
+
+
+def _provider_missing(scheme: str) -> bool:
+    module = _MODULE_OF_PACKAGE.get(PACKAGE_FOR_SCHEME.get(scheme, ""))
+    if module is None:
+        return False
+    try:
+        return importlib.util.find_spec(module) is None
+    except ModuleNotFoundError:  # a parent package is missing too (airflow.providers.microsoft)
+        return True
 
 
 def _check_connection(target: Any, url: str, field: str) -> None:

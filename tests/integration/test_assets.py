@@ -7,7 +7,7 @@ import pytest
 
 from together_provider._compat import AIRFLOW_V_3_0_PLUS
 
-from ..conftest import load_dag
+from ..conftest import load_dag, register_outlet_assets
 from ..helpers import write_requests
 
 
@@ -35,10 +35,7 @@ def _events(uri):
 
 def _run(airflow_db, dag_id, src, **conf):
     dag = load_dag(airflow_db, "together_assets.py", dag_id)
-    if not AIRFLOW_V_3_0_PLUS:
-        # Airflow 2 records an event only for a dataset its DAG processor has written to the database,
-        # which dag.test() does not do.
-        dag.sync_to_db()
+    register_outlet_assets(dag)
     return dag.test(run_conf={"input": str(src), **conf})
 
 

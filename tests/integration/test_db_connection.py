@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
 
 from together_provider import _compat
 from together_provider._compat import AIRFLOW_V_3_0_PLUS, AirflowNotFoundException
@@ -35,6 +36,23 @@ WAIT_TASK = "wait_for_batch"
 HELD = 3600.0  # processing seconds that keep a batch IN_PROGRESS until the emulator's clock moves on
 # What dag.test() logs (Airflow 2.11 and 3.x) when a task has deferred and its trigger starts.
 TRIGGER_STARTS = "[DAG TEST] running trigger in line"
+
+
+# Airflow 3.0's in-process runner (`airflow dags test`) logs at debug level every request it relays to
+# its supervisor, and Airflow's own connection lookup registers the password with the secrets masker
+# through one, so that line shows the value it asks to mask (3.1 no longer does). The line is Airflow's,
+# written whether or not this provider is installed; README.md says so.
+AIRFLOW_30_MASK_RELAY = re.compile(r"\[debug\s*\] Sending request\s+msg=MaskSecret\(value=")
+
+
+def assert_key_not_logged(out: str, key: str) -> None:
+    """The API key is in no line of the output, save on 3.0 the relay lines Airflow itself writes."""
+    lines = [line for line in out.splitlines() if key in line]
+    if AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS:
+        relayed = [line for line in lines if AIRFLOW_30_MASK_RELAY.search(line)]
+        assert relayed, "Airflow 3.0 no longer logs the MaskSecret requests it relays: drop the exception"
+        lines = [line for line in lines if line not in relayed]
+    assert lines == [], lines
 
 
 def state(ti) -> str:
@@ -200,7 +218,7 @@ def test_airflow_dags_test_waits_with_a_connection_added_by_the_cli(cli_env, emu
     assert code == 0, out
     code, out = airflow_dags_test(cli_env, emu, tmp_path)
     assert_example_dag_succeeded(code, out, tmp_path)
-    assert emu.api_key not in out
+    assert_key_not_logged(out, emu.api_key)
 
 
 def test_airflow_dags_test_waits_with_a_secrets_backend_connection(cli_env, emu, tmp_path):
@@ -213,7 +231,7 @@ def test_airflow_dags_test_waits_with_a_secrets_backend_connection(cli_env, emu,
     cli_env["AIRFLOW__SECRETS__BACKEND_KWARGS"] = json.dumps({"connections_file_path": str(connections)})
     code, out = airflow_dags_test(cli_env, emu, tmp_path)
     assert_example_dag_succeeded(code, out, tmp_path)
-    assert emu.api_key not in out
+    assert_key_not_logged(out, emu.api_key)
 
 
 # ---- the thread fallback is taken only in the runner that needs it -------------------------------

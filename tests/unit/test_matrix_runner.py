@@ -54,3 +54,43 @@ def test_table_marks_failures_and_missing_suites():
     assert "3 passed, 1 skipped" in lines[2] and "| ok " in lines[2]
     assert "FAILED 2/30" in lines[3] and "| FAIL " in lines[3]
     assert "not run" in lines[4] and "| 3.1 " in lines[4]
+
+
+def test_compat_tests_exist_and_every_compat_leg_has_its_pins():
+    missing = []
+    for entry in run.COMPAT_TESTS:
+        path, _, test = entry.partition("::")
+        source = run.ROOT / path
+        # A renamed test must not drop out of CI silently: its function is still in the file named.
+        if not source.is_file() or (test and f"def {test.partition('[')[0]}(" not in source.read_text()):
+            missing.append(entry)
+    assert missing == []
+    assert set(run.COMPAT_LEGS) <= {spec.partition("@")[0] for spec in run.FULL_LEGS}
+    for spec in run.COMPAT_LEGS:
+        assert "apache-airflow==" in run.Leg.parse(spec).requirements.read_text(), spec
+
+
+def test_every_supported_minor_is_in_ci():
+    """CI runs the CI legs whole and the compat legs on COMPAT_TESTS: no minor of the full matrix is left
+    out of every change's run (a feature that breaks one release alone shows up there)."""
+    full = {spec.partition("@")[0] for spec in run.FULL_LEGS}
+    assert full == {*run.CI_LEGS, *run.COMPAT_LEGS}
+
+
+def test_pin_lines_carry_a_reason():
+    """Each pin in a leg file follows a comment saying why, with only pins between (the Airflow release
+    and the providers every leg shares excepted)."""
+    shared = (
+        "apache-airflow==",
+        "apache-airflow-providers-http==",
+        "apache-airflow-providers-common-compat==",
+    )
+    for path in sorted(run.HERE.glob("requirements-*.txt")):
+        explained = False
+        for line in path.read_text().splitlines():
+            if line.startswith("#"):
+                explained = True
+            elif not line.strip():
+                explained = False
+            elif not line.startswith(shared):
+                assert explained, f"{path.name}: {line!r} has no comment saying why"
