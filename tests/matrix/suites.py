@@ -31,6 +31,10 @@ def suite_of(path: str, fixturenames: list[str] | tuple[str, ...]) -> str:
     top = parts[parts.index("tests") + 1] if parts.index("tests") + 1 < len(parts) else ""
     if top == "integration" and "airflow_db" in fixturenames:
         return "dag.test"
+    if top == "security":
+        # Integration tests by kind (the hook and tasks against a server on loopback), kept apart only so
+        # the hostile cases read as one folder.
+        return "integration"
     return top if top in SUITES else "other"
 
 

@@ -12,6 +12,7 @@ from tests.matrix import run, suites
         ("/repo/tests/unit/client/test_retry.py", (), "unit"),
         ("/repo/tests/integration/test_hook.py", ("emu",), "integration"),
         ("/repo/tests/integration/test_dags.py", ("run_dag", "airflow_db"), "dag.test"),
+        ("/repo/tests/security/test_call_deadline.py", ("hostile",), "integration"),
         ("/repo/tests/conformance/test_together_sdk.py", (), "conformance"),
         ("tests/conformance/test_together_sdk.py", (), "conformance"),
         ("/repo/scripts/demo.py", (), "other"),
