@@ -233,3 +233,14 @@ def test_a_create_answered_without_an_id_says_a_batch_may_exist(hostile, hook):
     # Sent once (a second create could pay twice); the task's retry is left to look for the batch.
     assert [seen.method for seen in server.seen] == ["POST"]
     assert permanent_failure(raised.value) is None
+
+
+def test_an_error_answer_reaches_the_message_on_one_printable_line(hostile, hook):
+    body = json.dumps({"error": "denied\r\nINFO - forged: batch b-2 COMPLETED\x1b[2J"}).encode()
+    hostile(lambda request, conn: reply(conn, 403, body, [("X-Request-Id", "req-1\x1b[31mred")]))
+    with pytest.raises(APIStatusError) as raised:
+        hook.get_batch("b-1")
+    text = str(raised.value)
+    assert "denied INFO - forged: batch b-2 COMPLETED" in text
+    assert not any(not char.isprintable() for char in text)
+    assert raised.value.request_id == "req-1 [31mred"

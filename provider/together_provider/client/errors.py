@@ -184,9 +184,17 @@ def _with_request_id(text: str, request_id: str | None) -> str:
     return f"{text} [request id {request_id}]" if request_id else text
 
 
+def one_line(text: str, limit: int) -> str:
+    """A server's text as a message may carry it: control characters (a CR/LF that could forge a log
+    line, a terminal escape) blanked, whitespace collapsed, and at most ``limit`` characters."""
+    # Only the head is ever shown: cut first, so a huge answer costs no more than a short one.
+    head = text[: limit * 4]
+    text = " ".join("".join(c if c.isprintable() else " " for c in head).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _short(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
+    return one_line(text, _MAX_TEXT)
 
 
 def parse_error_body(body: bytes | str | None) -> dict[str, str | None]:
@@ -225,7 +233,7 @@ def request_id_from(headers: Mapping[str, str]) -> str | None:
     lowered = {k.lower(): v for k, v in headers.items()}
     for name in ("x-request-id", "x-together-request-id", "request-id", "cf-ray"):
         if lowered.get(name):
-            return lowered[name]
+            return one_line(lowered[name], 128)
     return None
 
 

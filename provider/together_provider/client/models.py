@@ -11,7 +11,7 @@ from typing import Any
 
 import pendulum
 
-from together_provider.client.errors import InvalidResponseError
+from together_provider.client.errors import InvalidResponseError, one_line
 from together_provider.client.ids import id_problem
 
 log = logging.getLogger(__name__)
@@ -121,8 +121,7 @@ def _text(value: Any, limit: int = 2000) -> str | None:
     text = _opt_str(value)
     if text is None:
         return None
-    text = " ".join("".join(c if c.isprintable() else " " for c in text[: limit + 1]).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return one_line(text, limit)
 
 
 def _opt_int(value: Any) -> int | None:
