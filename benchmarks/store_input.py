@@ -49,9 +49,9 @@ class _TaskInstance:
 
 
 def _submit(url: str) -> dict[str, Any]:
-    from together_provider import storage
     from together_provider.hooks.together import TogetherHook
     from together_provider.operators.batch import SubmitBatchOperator
+    from together_provider.tasks import storage
 
     hook = TogetherHook()
     hook.list_files()  # warm: connection lookup, session, lazy imports

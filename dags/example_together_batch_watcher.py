@@ -24,15 +24,13 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, task
 
-from together_provider._compat import EVENT_DRIVEN_SCHEDULING
+from together_provider.triggers.watch import WATCHERS_SUPPORTED, BatchFinishedTrigger
 
 NAME_PREFIX = os.environ.get("TOGETHER_EXAMPLE_WATCH_PREFIX") or None
 POLL_INTERVAL = float(os.environ.get("TOGETHER_EXAMPLE_POLL_INTERVAL", "60"))
 
-if EVENT_DRIVEN_SCHEDULING:
+if WATCHERS_SUPPORTED:
     from airflow.sdk import Asset, AssetWatcher
-
-    from together_provider.triggers.watch import BatchFinishedTrigger
 
     batches_finished = Asset(
         "together://batches/finished",

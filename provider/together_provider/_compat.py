@@ -66,7 +66,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "OutputSpec": ("airflow.providers.common.ai.batch.output_schema", "OutputSpec"),
     "LLMBatchInputError": ("airflow.providers.common.ai.exceptions", "LLMBatchInputError"),
     "LLMBatchLimitExceededError": ("airflow.providers.common.ai.exceptions", "LLMBatchLimitExceededError"),
-    # Only the OpenLineage provider's own calls reach this (together_provider.lineage).
+    # Only the OpenLineage provider's own calls reach this (together_provider.tasks.lineage).
     "OperatorLineage": ("airflow.providers.openlineage.extractors", "OperatorLineage"),
     # airflow.sdk.ObjectStoragePath on 3.x, airflow.io.path's on 2.11; only file-moving tasks need it.
     "ObjectStoragePath": (_SDK, "ObjectStoragePath"),

@@ -33,8 +33,8 @@ class CrashAfterCreate(SubmitBatchOperator):
 class CrashAfterStore(SubmitBatchOperator):
     """Dies on its first try after the batch id reached the task state store (Airflow 3.3+)."""
 
-    def _submit_or_reuse(self, context):
-        batch = super()._submit_or_reuse(context)
+    def _submit(self, context):
+        batch = super()._submit(context)
         if context["ti"].try_number == 1:
             raise RuntimeError("simulated worker crash after the batch id was stored")
         return batch

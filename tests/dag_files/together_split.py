@@ -19,8 +19,8 @@ from together_provider.operators.batch import SubmitBatchOperator
 class CrashAfterStore(SubmitBatchOperator):
     """Dies on its first try after every part's batch was created."""
 
-    def _submit_parts(self, context):
-        batches = super()._submit_parts(context)
+    def _submit(self, context):
+        batches = super()._submit(context)
         if context["ti"].try_number == 1:
             raise RuntimeError("simulated worker crash after every part was submitted")
         return batches

@@ -9,8 +9,8 @@ import asyncio
 import pytest
 
 from together_provider import _compat
-from together_provider.outcome import XCOM_KEYS
-from together_provider.start_in_triggerer import ENDING_TRIGGER_CLASS
+from together_provider.client.wait import XCOM_KEYS
+from together_provider.tasks.start_in_triggerer import ENDING_TRIGGER_CLASS
 from together_provider.triggers.ending import BatchStatusEndingTrigger
 
 from .test_trigger import make_batch  # noqa: F401 - the fixture

@@ -174,7 +174,7 @@ def test_every_path_fails_as_the_error_means(
 )
 def test_soft_fail_skips_with_the_failure_words(path, batch, words, together_conn, tmp_path):
     from together_provider._compat import AirflowSkipException
-    from together_provider.outcome import batch_event, ended_event
+    from together_provider.client.wait import batch_event, ended_event
     from together_provider.sensors.batch import BatchCompletionSensor
 
     from ..helpers import RecordingTI, wait_terminal

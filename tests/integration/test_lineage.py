@@ -32,7 +32,7 @@ def test_our_modules_import_no_openlineage():
     code = (
         "import sys\n"
         "import together_provider.operators.batch, together_provider.operators.results\n"
-        "import together_provider.sensors.batch, together_provider.lineage\n"
+        "import together_provider.sensors.batch, together_provider.tasks.lineage\n"
         "lineage = ('openlineage', 'airflow.providers.openlineage.extractors')\n"
         "loaded = [m for m in sys.modules if m.startswith(lineage)]\n"
         "assert not loaded, loaded\n"
@@ -104,7 +104,7 @@ def test_a_task_that_failed_before_reading_reports_nothing(together_conn):
 
 
 def test_location_datasets_leave_the_connection_out():
-    from together_provider.lineage import location_dataset
+    from together_provider.tasks.lineage import location_dataset
 
     assert location_dataset("s3://aws_conn@bucket/a/b.jsonl") == ("s3://bucket", "a/b.jsonl")
     assert location_dataset("gs://bucket/k.jsonl") == ("gs://bucket", "k.jsonl")

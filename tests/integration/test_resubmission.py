@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from together_provider.client.resubmission import run_key, upload_name
 from together_provider.hooks.together import TogetherHook
-from together_provider.resubmission import run_key, upload_name
 
 from ..conftest import load_dag
 from ..helpers import write_requests

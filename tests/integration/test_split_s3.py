@@ -17,10 +17,10 @@ pytest.importorskip(
     reason="the amazon provider is not installed (pip install 'airflow-provider-together[s3]')",
 )
 
-from together_provider import storage
 from together_provider._compat import AIRFLOW_V_3_0_PLUS
 from together_provider.hooks.together import TogetherHook
 from together_provider.operators.batch import SubmitBatchOperator
+from together_provider.tasks import storage
 
 from ..helpers import RecordingTI, wait_terminal
 from ..s3_server import S3Server

@@ -13,9 +13,9 @@ import pytest
 
 from together_provider._compat import AIRFLOW_V_3_0_PLUS, AirflowFailException
 from together_provider.client.errors import ServerError
+from together_provider.client.resubmission import run_key, upload_name
 from together_provider.hooks.together import TogetherHook
 from together_provider.operators.batch import STATE_BATCH_ID, STATE_BATCH_IDS, SubmitBatchOperator
-from together_provider.resubmission import run_key, upload_name
 
 from ..helpers import RecordingTI, wait_terminal
 

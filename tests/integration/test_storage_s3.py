@@ -24,12 +24,12 @@ pytest.importorskip(
 
 import requests
 
-from together_provider import storage
 from together_provider._compat import AIRFLOW_V_3_0_PLUS, AirflowFailException, ObjectStoragePath
 from together_provider.client.errors import IncompleteDownloadError
 from together_provider.hooks.together import TogetherHook
 from together_provider.hooks.transports import _SizedBody
 from together_provider.operators.batch import DownloadBatchFileOperator, SubmitBatchOperator
+from together_provider.tasks import storage
 
 from ..conftest import connection_uri_env
 from ..helpers import RecordingTI, wait_terminal, write_requests

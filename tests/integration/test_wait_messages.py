@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from together_provider._compat import AirflowFailException, TaskDeferred
+from together_provider.client.wait import batch_event
 from together_provider.hooks.together import TogetherHook
 from together_provider.operators.batch import GetBatchOperator
-from together_provider.outcome import batch_event
 from together_provider.sensors.batch import BatchCompletionSensor
 
 from ..helpers import RecordingTI, wait_terminal, write_requests

@@ -54,8 +54,8 @@ COMPAT_LEGS = ("3.0", "3.1", "3.2")
 _DB = "tests/integration/test_db_connection.py::"
 COMPAT_TESTS = (
     "tests/unit/test_airflow_imports.py",
-    "tests/unit/test_assets.py",
-    "tests/unit/test_start_in_triggerer.py",
+    "tests/unit/tasks/test_assets.py",
+    "tests/unit/tasks/test_start_in_triggerer.py",
     "tests/integration/test_version_fallbacks.py",
     "tests/integration/test_trigger_kwargs_compat.py",
     "tests/integration/test_storage.py",

@@ -31,10 +31,12 @@ def suite_of(path: str, fixturenames: list[str] | tuple[str, ...]) -> str:
     top = parts[parts.index("tests") + 1] if parts.index("tests") + 1 < len(parts) else ""
     if top == "integration" and "airflow_db" in fixturenames:
         return "dag.test"
-    if top == "security":
-        # Integration tests by kind (the hook and tasks against a server on loopback), kept apart only so
-        # the hostile cases read as one folder.
+    if top in ("security", "emulator"):
+        # Integration tests by kind (code against a server on loopback), kept apart only so the hostile
+        # cases, and the emulator's own, read as one folder each.
         return "integration"
+    if top == "tooling":
+        return "unit"
     return top if top in SUITES else "other"
 
 

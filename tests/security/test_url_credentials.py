@@ -11,7 +11,7 @@ import pytest
 
 from together_provider.client.settings import ConnectionSettings, normalize_base_url
 from together_provider.hooks.together import TogetherHook
-from together_provider.lineage import api_host
+from together_provider.tasks.lineage import api_host
 
 from .conftest import SECRET_KEY
 from .hostile import reply
@@ -100,7 +100,7 @@ def test_lineage_api_host_has_no_userinfo():
 
 
 def test_storage_messages_mask_a_password_in_the_url():
-    from together_provider import storage
+    from together_provider.tasks import storage
 
     url = f"s3://aws_conn:{PASSWORD}@bucket/key.jsonl"
     error = storage.translate_store_error(FileNotFoundError("nope"), url, "path")

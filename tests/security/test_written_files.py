@@ -89,7 +89,7 @@ def test_download_operator_to_a_file_url_replaces_a_symlink_not_its_target(hosti
 
 
 def test_storage_atomic_writer_replaces_a_symlink_not_its_target(linked_target):
-    from together_provider import storage
+    from together_provider.tasks import storage
 
     link, precious = linked_target
     with storage.atomic_writer(str(link), field="result_path") as (sink, where):

@@ -89,10 +89,6 @@ class ApiRequest(Generic[T]):
     idempotent: bool = True
     accept: frozenset[int] = field(default_factory=frozenset)
 
-    @property
-    def is_absolute(self) -> bool:
-        return self.path.startswith(("http://", "https://"))
-
 
 def json_body(response: RawResponse) -> Any:
     try:

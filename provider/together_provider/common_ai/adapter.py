@@ -17,7 +17,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from together_provider import resubmission
 from together_provider._compat import (
     BatchAdapter,
     BatchRequest,
@@ -28,7 +27,7 @@ from together_provider._compat import (
     SubmitResult,
     mask_secret,
 )
-from together_provider.client import jsonl
+from together_provider.client import jsonl, resubmission
 from together_provider.client import results as records
 from together_provider.client.models import BatchJob, BatchStatus
 from together_provider.client.settings import ConnectionSettings

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from together_provider.client.budget import RequestBudget
-from together_provider.triggers import heap
 
 if TYPE_CHECKING:
     import aiohttp
@@ -168,8 +167,6 @@ def current() -> LoopShare:
     share = _BY_LOOP.get(loop)
     if share is None:
         share = _BY_LOOP[loop] = LoopShare()
-        # A loop's first wait: in the triggerer, Airflow's startup heap is complete by now.
-        heap.freeze_once()
     return share
 
 

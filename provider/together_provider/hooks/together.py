@@ -9,9 +9,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from together_provider import local_files
 from together_provider._compat import HttpHook
 from together_provider.client import requests as api
+from together_provider.client import results
 from together_provider.client.call import Flow, run_sync
 from together_provider.client.cancel import cancel_flow
 from together_provider.client.cancel import describe as describe_cancel
@@ -26,7 +26,9 @@ from together_provider.client.settings import (
     without_userinfo,
 )
 from together_provider.connection_form import ui_field_behaviour
+from together_provider.hooks import local_files
 from together_provider.hooks.async_client import AsyncTogetherClient, connection_lookup, settings_from
+from together_provider.hooks.deadline import watched_session
 from together_provider.hooks.transports import send_sync
 
 if TYPE_CHECKING:
@@ -95,7 +97,6 @@ class TogetherHook(HttpHook):
 
     def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: Any = None) -> requests.Session:
         """A keep-alive session. Extras are settings here, never turned into HTTP headers."""
-        from together_provider.hooks.deadline import watched_session
 
         # Its connections let each API call's total deadline (extra total_timeout) stop a dripped answer.
         session = watched_session()
@@ -225,7 +226,7 @@ class TogetherHook(HttpHook):
 
         If ``path`` is a symlink, the link itself is replaced by the downloaded file: the file it pointed
         at is never touched, and nothing is written outside ``path``'s folder. The file gets the mode a
-        plain ``open(path, "w")`` would give (see :mod:`together_provider.local_files`).
+        plain ``open(path, "w")`` would give (see :mod:`together_provider.hooks.local_files`).
 
         :return: the absolute path written (``~`` expanded, links not resolved).
         """
@@ -246,7 +247,6 @@ class TogetherHook(HttpHook):
         :param batch_id: the batch's id, or the batch as already fetched (saves a call).
         :raises ValueError: the batch has not finished yet.
         """
-        from together_provider.client import results
 
         job = self.get_batch(batch_id) if isinstance(batch_id, str) else batch_id
         if not job.status.is_terminal:

@@ -2,52 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from together_provider._compat import AirflowFailException, BaseOperator, Context, xcom_push
-from together_provider.client.ids import checked_id
+from together_provider._compat import AirflowFailException, Context, xcom_push
+from together_provider.client import resubmission
+from together_provider.client.ids import checked_id, clean_id, require_id
+from together_provider.client.models import checked_endpoint
 from together_provider.client.polling import checked_poll_interval
+from together_provider.client.split import MAX_BYTES_PER_BATCH, MAX_REQUESTS_PER_BATCH, checked_limits
 from together_provider.links import TogetherBatchLink
-from together_provider.outcome import finish_wait, task_errors
-from together_provider.waiting import (
-    BatchWait,
-    clean_id,
-    default_deferrable,
-    default_timeout,
-    push_batch_url,
-    require_id,
-)
+from together_provider.tasks import storage, submission
+from together_provider.tasks.base import TogetherTask, cancel_quietly
+from together_provider.tasks.outcome import finish_wait
+from together_provider.tasks.waiting import BatchWait, default_deferrable, default_timeout, push_batch_url
 
 if TYPE_CHECKING:
     from together_provider.client.models import BatchJob
-    from together_provider.hooks.together import TogetherHook
 
 DEFAULT_ENDPOINT = "/v1/chat/completions"
 # Renaming this breaks resumption of tasks in flight during an upgrade: their stores hold this key.
 STATE_BATCH_ID = "together_batch_id"
 # split=True: the list of every part's batch, in input order, once all were created.
 STATE_BATCH_IDS = "together_batch_ids"
-
-
-def _task_state_store(context: Any) -> Any:
-    """Airflow 3.3+ keeps a per-task-instance store that survives retries; older versions have none."""
-    try:
-        return context.get("task_state_store")
-    except Exception:
-        return None
-
-
-def cancel_quietly(hook: Any, batch_id: str, log: Any) -> None:
-    """Cancel on the way out of a killed task: log, never raise over the kill itself."""
-    from together_provider.client.errors import TogetherError
-
-    try:
-        log.info("The task was killed: cancelling the Together batch %s it waits on", batch_id)
-        hook.cancel_batch(batch_id)
-    except (TogetherError, ValueError) as exc:
-        log.warning("Could not cancel Together batch %s after the task was killed: %s", batch_id, exc)
 
 
 def _split_limits(
@@ -58,7 +36,6 @@ def _split_limits(
     wait_for_completion: bool,
 ) -> tuple[int, int]:
     """SubmitBatchOperator's per-part limits; ValueError for split arguments that cannot work."""
-    from together_provider.client.split import MAX_BYTES_PER_BATCH, MAX_REQUESTS_PER_BATCH, checked_limits
 
     if not split:
         if max_requests is not None or max_bytes is not None:
@@ -84,44 +61,7 @@ def _split_limits(
     )
 
 
-class _TogetherOperator(BaseOperator):
-    def __init__(self, *, together_conn_id: str = "together_default", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.together_conn_id = together_conn_id
-
-    def task_errors(self) -> Any:
-        """What no retry can fix fails the task at once; see :func:`outcome.task_errors`."""
-        return task_errors(conn_id=self.together_conn_id)
-
-    @cached_property
-    def hook(self) -> TogetherHook:
-        from together_provider.hooks.together import TogetherHook
-
-        return TogetherHook(together_conn_id=self.together_conn_id)
-
-    def record_lineage(self, **fields: Any) -> None:
-        """Note what this task read and wrote (see :class:`together_provider.lineage.TaskLineage`)."""
-        from together_provider.lineage import TaskLineage, api_host
-
-        try:
-            host = api_host(self.hook.settings.base_url)
-        except Exception:  # lineage never fails a task; the default host names the dataset then
-            self._lineage = TaskLineage(**fields)
-            return
-        self._lineage = TaskLineage(api_host=host, **fields)
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """OpenLineage's inputs, outputs and run facet for this task; only the OpenLineage provider calls
-        this, so only then is OpenLineage imported."""
-        from together_provider.lineage import operator_lineage
-
-        return operator_lineage(getattr(self, "_lineage", None))
-
-    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
-        return self.get_openlineage_facets_on_complete(task_instance)
-
-
-class _OneBatchOperator(_TogetherOperator):
+class _OneBatchOperator(TogetherTask):
     template_fields: Sequence[str] = ("batch_id", "together_conn_id")
     operator_extra_links = (TogetherBatchLink(),)
 
@@ -166,12 +106,12 @@ class CancelBatchOperator(_OneBatchOperator):
         return self._on_batch(context, self.hook.cancel_batch).to_xcom()
 
 
-class DownloadBatchFileOperator(_TogetherOperator):
+class DownloadBatchFileOperator(TogetherTask):
     """Stream a Together file (a batch's output or error file) to a local path or object storage and
     return where it landed.
 
     The file is written under a temporary name, checked against the announced length and moved into
-    place, so ``path`` never holds a partial download (see :func:`together_provider.storage.download`).
+    place, so ``path`` never holds a partial download (see :func:`together_provider.tasks.storage.download`).
     A local ``path`` that is a symlink is replaced by the downloaded file: the file it pointed at is never
     touched, and nothing is written outside ``path``'s folder. The file gets the mode a plain
     ``open(path, "w")`` would give under the worker's umask.
@@ -208,7 +148,6 @@ class DownloadBatchFileOperator(_TogetherOperator):
             raise AirflowFailException(
                 "path is empty: give the local path or object storage URL to write the download to"
             )
-        from together_provider import storage
 
         with self.task_errors():
             file_id = checked_id(file_id, "file_id")
@@ -217,7 +156,7 @@ class DownloadBatchFileOperator(_TogetherOperator):
         return where
 
 
-class SubmitBatchOperator(_TogetherOperator):
+class SubmitBatchOperator(TogetherTask):
     """Submit a batch: validate and upload a JSONL input file (or reuse an uploaded one), create the
     batch, and return its id. ``batch_id`` is pushed to XCom before any wait.
 
@@ -318,31 +257,44 @@ class SubmitBatchOperator(_TogetherOperator):
         self.adaptive_polling = adaptive_polling
         self._batch_id: str | None = None
         self._batch_ids: list[str] = []
+        self._input_models: list[str] = []
 
-    def _submit_or_reuse(self, context: Context) -> BatchJob:
-        """Create the batch, unless an earlier try of this task instance already did."""
-        from together_provider import resubmission
-        from together_provider.client.models import checked_endpoint
+    def _submit(self, context: Context) -> list[submission.Submitted]:
+        """Create the batch (one per part with ``split=True``), unless an earlier try of this task
+        instance already did."""
 
         checked_endpoint(self.endpoint)
-        store = _task_state_store(context)
+        store = submission.task_state_store(context)
+        state_key = STATE_BATCH_IDS if self.split else STATE_BATCH_ID
         if store is not None and not self.force_new:
-            previous = self._stored_batch(store)
-            if previous is not None:
-                return previous
-        ti = context["ti"]
-        retry = not self.force_new and (getattr(ti, "try_number", 1) or 1) > 1
+            stored = submission.stored_batches(self.hook, store, state_key, self.log)
+            if stored:
+                return [submission.Submitted(batch, batch.input_file_id) for batch in stored]
+        made = submission.submit_parts(
+            self.hook,
+            self._parts(context),
+            create=self._create_batch,
+            retry=submission.is_retry(context, self.force_new),
+            run_started=submission.run_started(context),
+            log=self.log,
+        )
+        if store is not None:
+            ids = [done.batch.id for done in made]
+            store.set(state_key, ids if self.split else ids[0])
+        return made
 
-        named: set[str] = set()
+    def _parts(self, context: Context) -> list[submission.PartInput]:
+        """The input, validated, as the parts to submit: the Together file given, the whole local or
+        object storage file, or (``split=True``) its parts."""
+
         given_id = clean_id(self.input_file_id)
         if given_id is not None:
-            input_file_id = checked_id(given_id, "input_file_id")
-        else:
-            from together_provider import storage
-
-            if not self.input_file_path or not str(self.input_file_path).strip():
-                raise ValueError("input_file_path is empty: give the path of the JSONL file to submit")
-            source = storage.input_file(self.input_file_path, field="input_file_path")
+            return [submission.PartInput(file_id=checked_id(given_id, "input_file_id"))]
+        if not self.input_file_path or not str(self.input_file_path).strip():
+            raise ValueError("input_file_path is empty: give the path of the JSONL file to submit")
+        source = storage.input_file(self.input_file_path, field="input_file_path")
+        key = resubmission.run_key_from_context(context)
+        if not self.split:
             summary = storage.validate_input(source, endpoint=self.endpoint)
             self.log.info(
                 "Validated %s: %d requests, %d bytes, models %s",
@@ -352,88 +304,13 @@ class SubmitBatchOperator(_TogetherOperator):
                 sorted(summary.models),
             )
             self._input_models = sorted(summary.models)
-            name = resubmission.upload_name(
-                summary.path, resubmission.run_key_from_context(context), summary.sha256
-            )
-            if retry:
-                named = resubmission.files_named(self.hook.list_files(), name)
-            if named:
-                input_file_id = sorted(named)[0]
-                self.log.info("An earlier try already uploaded this input as file %s", input_file_id)
-            else:
-                input_file_id = self.hook.upload_file(
-                    storage.upload_content(source), file_name=name, checksum=summary.sha256
-                ).id
-
-        if retry:
-            dag_run = context.get("dag_run") if hasattr(context, "get") else None
-            previous = resubmission.find_previous_batch(
-                self.hook.list_batches(),
-                named_file_ids=named,
-                other_file_ids={input_file_id} - named,
-                run_started=getattr(dag_run, "start_date", None),
-            )
-            if previous is not None:
-                self.log.info(
-                    "Reusing Together batch %s (%s) submitted by an earlier try of this task instead of "
-                    "creating another; pass force_new=True to submit a new one",
-                    previous.id,
-                    previous.raw_status,
+            return [
+                submission.PartInput(
+                    name=resubmission.upload_name(summary.path, key, summary.sha256),
+                    sha256=summary.sha256,
+                    content=lambda: storage.upload_content(source),
                 )
-                return previous
-
-        batch = self._create_batch(input_file_id)
-        self.log.info(
-            "Created Together batch %s (%s) from file %s", batch.id, batch.raw_status, input_file_id
-        )
-        if store is not None:
-            store.set(STATE_BATCH_ID, batch.id)
-        return batch
-
-    def _create_batch(self, input_file_id: str) -> BatchJob:
-        return self.hook.create_batch(
-            input_file_id,
-            endpoint=self.endpoint,
-            completion_window=self.completion_window,
-            priority=self.priority,
-            model_id=self.model_id,
-        )
-
-    def _stored_batch(self, store: Any) -> BatchJob | None:
-        from together_provider import resubmission
-        from together_provider.client.errors import NotFoundError
-
-        batch_id = store.get(STATE_BATCH_ID)
-        if not batch_id:
-            return None
-        try:
-            batch = self.hook.get_batch(str(batch_id))
-        except NotFoundError:
-            return None
-        if not resubmission.usable(batch):
-            self.log.info(
-                "The batch %s of an earlier try ended %s; submitting a new one", batch.id, batch.raw_status
-            )
-            return None
-        self.log.info(
-            "Resuming Together batch %s (%s) submitted by an earlier try", batch.id, batch.raw_status
-        )
-        return batch
-
-    def _submit_parts(self, context: Context) -> list[BatchJob]:
-        """split=True: one batch per part of the input, each reused when an earlier try made it."""
-        from together_provider import resubmission, storage
-        from together_provider.client.models import checked_endpoint
-
-        checked_endpoint(self.endpoint)
-        store = _task_state_store(context)
-        if store is not None and not self.force_new:
-            stored = self._stored_batches(store)
-            if stored:
-                return stored
-        if not self.input_file_path or not str(self.input_file_path).strip():
-            raise ValueError("input_file_path is empty: give the path of the JSONL file to submit")
-        source = storage.input_file(self.input_file_path, field="input_file_path")
+            ]
         plan = storage.plan_split(
             source,
             endpoint=self.endpoint,
@@ -452,94 +329,39 @@ class SubmitBatchOperator(_TogetherOperator):
             self.max_bytes_per_batch,
         )
         self._input_models = sorted(plan.models)
-        key = resubmission.run_key_from_context(context)
-        retry = not self.force_new and (getattr(context["ti"], "try_number", 1) or 1) > 1
-        # Listed once for all parts: an earlier try's uploads and batches are found among these.
-        files = self.hook.list_files() if retry else []
-        listed = self.hook.list_batches() if retry else []
-        dag_run = context.get("dag_run") if hasattr(context, "get") else None
-        made: list[BatchJob] = []
-        self._part_file_ids: list[str] = []
-        for part in plan.parts:
-            name = resubmission.upload_name(plan.path, key, part.sha256, part=(part.number, total))
-            named = resubmission.files_named(files, name) if retry else set()
-            if named:
-                file_id = sorted(named)[0]
-            else:
-                file_id = self.hook.upload_file(
-                    storage.upload_part(source, part), file_name=name, checksum=part.sha256
-                ).id
-            self._part_file_ids.append(file_id)
-            previous = (
-                resubmission.find_previous_batch(
-                    listed,
-                    named_file_ids=named,
-                    other_file_ids={file_id} - named,
-                    run_started=getattr(dag_run, "start_date", None),
-                )
-                if retry
-                else None
+        return [
+            submission.PartInput(
+                name=resubmission.upload_name(plan.path, key, part.sha256, part=(part.number, total)),
+                sha256=part.sha256,
+                content=functools.partial(storage.upload_part, source, part),
+                label=(
+                    f"Part {part.number}/{total} (lines {part.first_line}-{part.first_line + part.lines - 1})"
+                ),
             )
-            if previous is not None:
-                self.log.info(
-                    "Part %d/%d (lines %d-%d): reusing Together batch %s (%s) of an earlier try",
-                    part.number,
-                    total,
-                    part.first_line,
-                    part.first_line + part.lines - 1,
-                    previous.id,
-                    previous.raw_status,
-                )
-                batch = previous
-            else:
-                batch = self._create_batch(file_id)
-                self.log.info(
-                    "Part %d/%d (lines %d-%d): created Together batch %s (%s) from file %s",
-                    part.number,
-                    total,
-                    part.first_line,
-                    part.first_line + part.lines - 1,
-                    batch.id,
-                    batch.raw_status,
-                    file_id,
-                )
-            made.append(batch)
-            self._batch_ids.append(batch.id)
-        if store is not None:
-            store.set(STATE_BATCH_IDS, [batch.id for batch in made])
-        return made
+            for part in plan.parts
+        ]
 
-    def _stored_batches(self, store: Any) -> list[BatchJob] | None:
-        """Every part's batch of an earlier try, when all were created and none has failed; else the
-        parts are looked for one by one on the server."""
-        from together_provider import resubmission
-        from together_provider.client.errors import NotFoundError
-
-        batch_ids = store.get(STATE_BATCH_IDS)
-        if not batch_ids or not isinstance(batch_ids, list):
-            return None
-        try:
-            batches = [self.hook.get_batch(str(batch_id)) for batch_id in batch_ids]
-        except NotFoundError:
-            return None
-        if not all(resubmission.usable(batch) for batch in batches):
-            return None
-        self.log.info("Resuming the %d Together batches submitted by an earlier try", len(batches))
-        return batches
+    def _create_batch(self, input_file_id: str) -> BatchJob:
+        return self.hook.create_batch(
+            input_file_id,
+            endpoint=self.endpoint,
+            completion_window=self.completion_window,
+            priority=self.priority,
+            model_id=self.model_id,
+        )
 
     def _execute_split(self, context: Context) -> list[str]:
         with self.task_errors():
-            batches = self._submit_parts(context)
-        batch_ids = [batch.id for batch in batches]
+            made = self._submit(context)
+        batch_ids = [done.batch.id for done in made]
         self._batch_ids = batch_ids
-        given = getattr(self, "_part_file_ids", None) or [batch.input_file_id for batch in batches]
         self.record_lineage(
             input_locations=[str(self.input_file_path)],
-            output_file_ids=[file_id for file_id in given if file_id],
+            output_file_ids=[done.file_id for done in made if done.file_id],
             batch_id=batch_ids[0] if batch_ids else None,
-            status=batches[0].raw_status if batches else None,
+            status=made[0].batch.raw_status if made else None,
             endpoint=self.endpoint,
-            models=getattr(self, "_input_models", None) or ([self.model_id] if self.model_id else []),
+            models=self._input_models or ([self.model_id] if self.model_id else []),
         )
         context["ti"].xcom_push(key="batch_ids", value=batch_ids)
         return batch_ids
@@ -548,7 +370,7 @@ class SubmitBatchOperator(_TogetherOperator):
         if self.split:
             return self._execute_split(context)
         with self.task_errors():
-            batch = self._submit_or_reuse(context)
+            batch = self._submit(context)[0].batch
         self._batch_id = batch.id
         self._record_submit_lineage(batch.id, batch.raw_status, batch.input_file_id)
         context["ti"].xcom_push(key="batch_id", value=batch.id)
@@ -567,7 +389,7 @@ class SubmitBatchOperator(_TogetherOperator):
 
     def _finish(self, context: Context, event: dict[str, Any]) -> None:
         result = finish_wait(context, event, fail_on_request_errors=self.fail_on_request_errors, log=self.log)
-        lineage = getattr(self, "_lineage", None)
+        lineage = self._lineage
         if lineage is not None:
             lineage.output_file_ids += [
                 fid for fid in (result.get("output_file_id"), result.get("error_file_id")) if fid
@@ -594,7 +416,7 @@ class SubmitBatchOperator(_TogetherOperator):
             batch_id=batch_id,
             status=status,
             endpoint=self.endpoint,
-            models=getattr(self, "_input_models", None) or ([self.model_id] if self.model_id else []),
+            models=self._input_models or ([self.model_id] if self.model_id else []),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> str:

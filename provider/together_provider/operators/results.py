@@ -7,16 +7,20 @@ from collections.abc import Sequence
 from typing import Any
 
 from together_provider._compat import AirflowFailException, Context, xcom_push
+from together_provider.client import results
+from together_provider.client.ids import batch_ids_of
 from together_provider.client.results import checked_min_success_ratio
+from together_provider.client.wait import XCOM_LIST_KEYS
 from together_provider.links import TogetherBatchLink
-from together_provider.list_wait import batch_ids_of
-from together_provider.operators.batch import _TogetherOperator
-from together_provider.waiting import push_batch_url
+from together_provider.tasks import storage
+from together_provider.tasks.assets import EVENT_KEYS, annotate_outlets
+from together_provider.tasks.base import TogetherTask
+from together_provider.tasks.waiting import push_batch_url
 
 XCOM_MANIFEST = "manifest"
 
 
-class BatchResultsOperator(_TogetherOperator):
+class BatchResultsOperator(TogetherTask):
     """Land a finished batch's results at ``result_path`` as one JSONL row per request, and return a
     small manifest.
 
@@ -30,7 +34,7 @@ class BatchResultsOperator(_TogetherOperator):
     results, the rest counted missing.
 
     The rows are streamed (memory holds one line and the set of custom ids seen) and the file appears at
-    ``result_path`` only when whole (see :func:`together_provider.storage.atomic_writer`). A local
+    ``result_path`` only when whole (see :func:`together_provider.tasks.storage.atomic_writer`). A local
     ``result_path`` that is a symlink is replaced, never followed; the file gets the mode a plain
     ``open(path, "w")`` would give under the worker's umask.
 
@@ -90,66 +94,30 @@ class BatchResultsOperator(_TogetherOperator):
                 raise ValueError(
                     "result_path is empty: give the local path or object storage URL to land the rows at"
                 )
-            if isinstance(ids, list):
-                return self._execute_list(context, ids)
-            batch = self.hook.get_batch(ids)
-            push_batch_url(context, self.hook, batch.id)
-            manifest = self._land(batch)
-        self.record_lineage(
-            input_file_ids=[
-                fid for fid in (batch.input_file_id, batch.output_file_id, batch.error_file_id) if fid
-            ],
-            output_locations=[manifest["result_uri"]],
-            batch_id=batch.id,
-            status=manifest["status"],
-            endpoint=batch.endpoint,
-            models=[batch.model_id] if batch.model_id else [],
-            counts=manifest["counts"],
-        )
-        self._report(context, manifest, f"batch {batch.id}")
-        from together_provider.assets import EVENT_KEYS, annotate_outlets
-
-        annotate_outlets(
-            context,
-            {
-                **{key: manifest[key] for key in EVENT_KEYS},
-                "result_uri": manifest["result_uri"],
-                "counts": manifest["counts"],
-            },
-        )
-        return manifest
-
-    def _execute_list(self, context: Context, ids: list[str]) -> dict[str, Any]:
-        from together_provider import storage
-        from together_provider.client import results
-
-        batches = [self.hook.get_batch(batch_id) for batch_id in ids]
-        # Every part is asked before the writer opens: one still running leaves nothing at result_path.
-        parts = [(batch.id, self.hook.iter_results(batch)) for batch in batches]
-        tally = results.Tally()
-        with storage.atomic_writer(self.result_path, field="result_path") as (sink, where):
-            for rec in results.merge_parts(parts):
-                tally.add(rec)
-                sink.write(json.dumps(rec, separators=(",", ":")).encode() + b"\n")
-        manifest = results.build_list_manifest(batches=batches, result_uri=where, tally=tally)
+            many = isinstance(ids, list)
+            batches = [
+                self.hook.get_batch(batch_id) for batch_id in (ids if isinstance(ids, list) else [ids])
+            ]
+            if not many:
+                push_batch_url(context, self.hook, batches[0].id)
+            manifest = self._land(batches, many=many)
         self.record_lineage(
             input_file_ids=[
                 fid for b in batches for fid in (b.input_file_id, b.output_file_id, b.error_file_id) if fid
             ],
             output_locations=[manifest["result_uri"]],
+            batch_id=None if many else batches[0].id,
             status=manifest["status"],
             endpoint=batches[0].endpoint,
             models=sorted({b.model_id for b in batches if b.model_id}),
             counts=manifest["counts"],
         )
-        self._report(context, manifest, f"{len(ids)} batches")
-        from together_provider.assets import annotate_outlets
-        from together_provider.list_wait import XCOM_LIST_KEYS
+        self._report(context, manifest, f"{len(batches)} batches" if many else f"batch {batches[0].id}")
 
         annotate_outlets(
             context,
             {
-                **{key: manifest[key] for key in XCOM_LIST_KEYS},
+                **{key: manifest[key] for key in (XCOM_LIST_KEYS if many else EVENT_KEYS)},
                 "status": manifest["status"],
                 "result_uri": manifest["result_uri"],
                 "counts": manifest["counts"],
@@ -159,7 +127,6 @@ class BatchResultsOperator(_TogetherOperator):
 
     def _report(self, context: Context, manifest: dict[str, Any], which: str) -> None:
         """Push the manifest, log it, and fail when the landed rows fall short (after landing)."""
-        from together_provider.client import results
 
         xcom_push(context["ti"], XCOM_MANIFEST, manifest)
         counts, usage = manifest["counts"], manifest["usage"]
@@ -185,17 +152,21 @@ class BatchResultsOperator(_TogetherOperator):
         if problem is not None:
             raise AirflowFailException(problem)
 
-    def _land(self, batch: Any) -> dict[str, Any]:
-        from together_provider import storage
-        from together_provider.client import results
+    def _land(self, batches: list[Any], *, many: bool) -> dict[str, Any]:
+        """Stream every batch's rows to ``result_path`` (one set, part after part) and build the manifest:
+        a list's (``schema_version`` 2) when ``batch_id`` was a list, else one batch's."""
 
-        # Asked before the writer opens: a batch still running leaves nothing behind at result_path.
-        records = self.hook.iter_results(batch)
+        # Every part is asked before the writer opens: one still running leaves nothing at result_path.
+        parts = [(batch.id, self.hook.iter_results(batch)) for batch in batches]
+        records = results.merge_parts(parts) if many else parts[0][1]
         tally = results.Tally()
         with storage.atomic_writer(self.result_path, field="result_path") as (sink, where):
             for rec in records:
                 tally.add(rec)
                 sink.write(json.dumps(rec, separators=(",", ":")).encode() + b"\n")
+        if many:
+            return results.build_list_manifest(batches=batches, result_uri=where, tally=tally)
+        batch = batches[0]
         return results.build_manifest(
             batch_id=batch.id,
             status=batch.raw_status,

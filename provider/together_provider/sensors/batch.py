@@ -8,12 +8,14 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from together_provider._compat import BaseSensorOperator, Context
+from together_provider.client.ids import batch_ids_of
 from together_provider.client.polling import checked_poll_interval
+from together_provider.client.wait import ListTracker, WaitTracker
 from together_provider.links import TogetherBatchLink
-from together_provider.list_wait import batch_ids_of
-from together_provider.outcome import WaitTracker, finish_wait, task_errors
-from together_provider.waiting import (
-    MIN_DEFAULT_TIMEOUT,
+from together_provider.tasks.base import cancel_quietly
+from together_provider.tasks.outcome import finish_wait, task_errors
+from together_provider.tasks.start_in_triggerer import start_trigger_args
+from together_provider.tasks.waiting import (
     BatchWait,
     default_deferrable,
     default_timeout,
@@ -22,7 +24,6 @@ from together_provider.waiting import (
 
 if TYPE_CHECKING:
     from together_provider.hooks.together import TogetherHook
-    from together_provider.list_wait import ListTracker
 
 
 class BatchCompletionSensor(BaseSensorOperator):
@@ -113,10 +114,10 @@ class BatchCompletionSensor(BaseSensorOperator):
         self.adaptive_polling = adaptive_polling
         self.cancel_rest_on_failure = cancel_rest_on_failure
         self._tracker: WaitTracker | ListTracker | None = None
+        # The check execute() makes before deferring allows two failed polls: the trigger rides out more.
+        self._before_defer = False
         self.end_from_trigger = end_from_trigger
         if start_from_trigger or end_from_trigger:
-            from together_provider.start_in_triggerer import start_trigger_args
-
             self.start_trigger_args = start_trigger_args(self, start_from_trigger)
             self.start_from_trigger = self.start_trigger_args is not None
 
@@ -139,27 +140,28 @@ class BatchCompletionSensor(BaseSensorOperator):
                 return self._check_list(context, ids)
             batch_id = ids
             push_batch_url(context, self.hook, batch_id)
-            if self._tracker is None:
-                # Poke mode keeps it across pokes; reschedule mode starts each poke afresh, so there
-                # a poll that fails after the client's own retries fails the try.
-                limit = self.max_consecutive_failures if self.mode == "poke" else 1
-                self._tracker = WaitTracker(batch_id, self.poll_interval, max_consecutive_failures=limit)
-            assert isinstance(self._tracker, WaitTracker)
+            if not isinstance(self._tracker, WaitTracker):
+                self._tracker = WaitTracker(
+                    batch_id, self.poll_interval, max_consecutive_failures=self._failure_limit()
+                )
             event = self.wait.poll(self.hook, batch_id, self._tracker, self.log, time.time())
         return None if event is None else self._finish(context, event)
 
     def _check_list(self, context: Context, ids: list[str]) -> dict[str, Any] | None:
         """One round over the batches of a list wait still running, through the same poll code."""
-        from together_provider.list_wait import ListTracker
 
         if not isinstance(self._tracker, ListTracker):
-            # As for one batch: poke mode keeps the tracker across pokes, reschedule mode does not;
-            # the check before deferring allows two failures, like the single wait's.
-            first = self._tracker is not None
-            limit = 2 if first else self.max_consecutive_failures if self.mode == "poke" else 1
-            self._tracker = self.wait.list_tracker(ids, None, max_consecutive_failures=limit)
+            self._tracker = self.wait.list_tracker(ids, None, max_consecutive_failures=self._failure_limit())
         event = self.wait.poll_list(self.hook, self._tracker, self.log, time.time())
         return None if event is None else self._finish(context, event)
+
+    def _failure_limit(self) -> int:
+        """Failed polls in a row a check allows: two before deferring; in poke mode the tracker lives
+        across pokes and allows ``max_consecutive_failures``; reschedule mode starts each poke afresh, so
+        there a poll that fails after the client's own retries fails the try."""
+        if self._before_defer:
+            return 2
+        return self.max_consecutive_failures if self.mode == "poke" else 1
 
     def _finish(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         return finish_wait(
@@ -175,7 +177,7 @@ class BatchCompletionSensor(BaseSensorOperator):
             return super().execute(context)
         # The first check before deferring: a finished batch never defers, and what no poll can fix
         # fails here. A transient failure is left to the trigger, which rides out several.
-        self._tracker = WaitTracker(str(self.batch_id), self.poll_interval, max_consecutive_failures=2)
+        self._before_defer, self._tracker = True, None
         outcome = self._check(context)
         if outcome is not None:
             return outcome
@@ -189,8 +191,6 @@ class BatchCompletionSensor(BaseSensorOperator):
 
     def on_kill(self) -> None:
         if self.cancel_on_kill:
-            from together_provider.operators.batch import cancel_quietly
-
             try:
                 ids = batch_ids_of(self.batch_id, "batch_id")
             except ValueError:
@@ -200,6 +200,3 @@ class BatchCompletionSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         return self._finish(context, event)
-
-
-__all__ = ["MIN_DEFAULT_TIMEOUT", "BatchCompletionSensor"]

@@ -5,19 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from together_provider._compat import AIRFLOW_V_3_3_PLUS, BaseTrigger, TriggerEvent, task_instance_state
 from together_provider.client.cancel import describe as describe_cancel
 from together_provider.client.errors import TogetherError
-from together_provider.client.ids import checked_id
+from together_provider.client.ids import batch_ids_of, checked_id
 from together_provider.client.models import BatchJob
 from together_provider.client.polling import checked_poll_interval
-from together_provider.outcome import EVENT_ERROR, WaitTracker, batch_event, ended_event
+from together_provider.client.wait import EVENT_ERROR, ListTracker, WaitTracker, ended_event
+from together_provider.triggers import heap
 from together_provider.triggers.log import OffLoopLogging
-
-if TYPE_CHECKING:
-    from together_provider.list_wait import ListTracker
 
 DEFAULT_POLL_INTERVAL = 60.0
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
@@ -27,8 +25,6 @@ SHARE_FRACTION = 0.25
 # A wait logs a poll when the status or progress moved, else at most this often: ten thousand waits
 # logging every unchanged poll would cost the loop more than the polls and bury the task log.
 QUIET_LOG_SECONDS = 600.0
-
-__all__ = ["BatchListStatusTrigger", "BatchStatusTrigger", "batch_event"]
 
 
 def _progress_line(batch: BatchJob, tracker: WaitTracker, now: float) -> str:
@@ -101,6 +97,42 @@ class _BatchWaitTrigger(OffLoopLogging, BaseTrigger):
 
         return AsyncTogetherClient(self.together_conn_id)
 
+    def _waited_ids(self) -> list[str]:
+        raise NotImplementedError
+
+    async def _cancel(self) -> None:
+        """Cancel every batch of the wait; what cannot be cancelled is logged, never raised."""
+        client = self._client()
+        try:
+            ids = self._waited_ids()
+            outcomes = await asyncio.gather(*(client.cancel(bid) for bid in ids), return_exceptions=True)
+            for bid, outcome in zip(ids, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    self.log.warning(
+                        "Could not cancel Together batch %s after its task was killed: %s", bid, outcome
+                    )
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+                else:
+                    self.log.info("Its task was killed: %s", describe_cancel(outcome))
+        finally:
+            await client.close()
+
+    async def on_kill(self) -> None:
+        """Airflow 3.3+: a user acted on the deferred task (never called on a triggerer restart)."""
+        if self.cancel_on_kill:
+            await self._cancel()
+
+    async def cleanup(self) -> None:
+        """Before Airflow 3.3 there is no ``on_kill``: cleanup runs on every exit, restarts included, so
+        cancel only when the task instance is no longer deferred (a user acted on it)."""
+        await super().cleanup()
+        if not self.cancel_on_kill or AIRFLOW_V_3_3_PLUS:
+            return
+        state = await task_instance_state(self.task_instance)
+        if state is not None and state not in ("deferred", "running", "scheduled", "queued"):
+            await self._cancel()
+
 
 class BatchStatusTrigger(_BatchWaitTrigger):
     """Polls one batch until it reaches a terminal status, the deadline passes, or polling keeps failing.
@@ -156,7 +188,12 @@ class BatchStatusTrigger(_BatchWaitTrigger):
             {"batch_id": self.batch_id, **self._wait_kwargs()},
         )
 
+    def _waited_ids(self) -> list[str]:
+        return [self.batch_id]
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        # The triggerer's startup heap is complete once its first wait runs (see heap.py).
+        heap.freeze_once()
         client = self._client()
         tracker = WaitTracker(
             self.batch_id,
@@ -187,13 +224,7 @@ class BatchStatusTrigger(_BatchWaitTrigger):
                     except TogetherError as exc:
                         event = tracker.failed(exc)
                         if event is None:
-                            self.log.warning(
-                                "Polling Together batch %s failed (%d of %d allowed in a row): %s",
-                                self.batch_id,
-                                tracker.failures,
-                                tracker.max_failures,
-                                tracker.last_error,
-                            )
+                            self.log.warning("%s", tracker.failure_line())
                     else:
                         now = self._clock()
                         event = tracker.answered(batch, now)
@@ -210,37 +241,10 @@ class BatchStatusTrigger(_BatchWaitTrigger):
         finally:
             await client.close()
 
-    async def _cancel(self) -> None:
-        client = self._client()
-        try:
-            outcome = await client.cancel(self.batch_id)
-            self.log.info("Its task was killed: %s", describe_cancel(outcome))
-        except Exception as exc:
-            self.log.warning(
-                "Could not cancel Together batch %s after its task was killed: %s", self.batch_id, exc
-            )
-        finally:
-            await client.close()
-
-    async def on_kill(self) -> None:
-        """Airflow 3.3+: a user acted on the deferred task (never called on a triggerer restart)."""
-        if self.cancel_on_kill:
-            await self._cancel()
-
-    async def cleanup(self) -> None:
-        """Before Airflow 3.3 there is no ``on_kill``: cleanup runs on every exit, restarts included, so
-        cancel only when the task instance is no longer deferred (a user acted on it)."""
-        await super().cleanup()
-        if not self.cancel_on_kill or AIRFLOW_V_3_3_PLUS:
-            return
-        state = await task_instance_state(self.task_instance)
-        if state is not None and state not in ("deferred", "running", "scheduled", "queued"):
-            await self._cancel()
-
 
 class BatchListStatusTrigger(_BatchWaitTrigger):
     """Polls several batches until all are COMPLETED, one ends FAILED, EXPIRED or CANCELLED, the deadline
-    passes, or polling one keeps failing; yields exactly one event (see ``list_wait.ListTracker.event``)
+    passes, or polling one keeps failing; yields exactly one event (see ``client.wait.ListTracker.event``)
     and returns.
 
     Each batch is polled at its own cadence, as a :class:`BatchStatusTrigger` on it would be, through the
@@ -269,8 +273,6 @@ class BatchListStatusTrigger(_BatchWaitTrigger):
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
     ) -> None:
-        from together_provider.list_wait import batch_ids_of
-
         ids = batch_ids_of(list(batch_ids) if isinstance(batch_ids, tuple) else batch_ids, "batch_ids")
         super().__init__(
             together_conn_id=together_conn_id,
@@ -302,9 +304,11 @@ class BatchListStatusTrigger(_BatchWaitTrigger):
             return None, 0.0, exc
         return batch, age, None
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        from together_provider.list_wait import ListTracker
+    def _waited_ids(self) -> list[str]:
+        return list(self.batch_ids)
 
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        heap.freeze_once()
         tracker = ListTracker(
             self.batch_ids,
             self.poll_interval,
@@ -345,14 +349,7 @@ class BatchListStatusTrigger(_BatchWaitTrigger):
                             assert error is not None
                             got = tracker.failed(bid, error, now)
                             if got is None:
-                                failures = tracker.trackers[bid]
-                                self.log.warning(
-                                    "Polling Together batch %s failed (%d of %d allowed in a row): %s",
-                                    bid,
-                                    failures.failures,
-                                    failures.max_failures,
-                                    failures.last_error,
-                                )
+                                self.log.warning("%s", tracker.trackers[bid].failure_line())
                         else:
                             got = tracker.answered(batch, now, age, batch_id=bid)
                             progress[bid].seen(batch, tracker.trackers[bid], now)
@@ -381,33 +378,3 @@ class BatchListStatusTrigger(_BatchWaitTrigger):
             else:
                 self.log.info(describe_cancel(outcome))
                 tracker.was_cancelled(outcome.batch, batch_id=bid)
-
-    async def _cancel(self) -> None:
-        client = self._client()
-        try:
-            outcomes = await asyncio.gather(
-                *(client.cancel(bid) for bid in self.batch_ids), return_exceptions=True
-            )
-            for bid, outcome in zip(self.batch_ids, outcomes, strict=True):
-                if isinstance(outcome, Exception):
-                    self.log.warning(
-                        "Could not cancel Together batch %s after its task was killed: %s", bid, outcome
-                    )
-                elif not isinstance(outcome, BaseException):
-                    self.log.info("Its task was killed: %s", describe_cancel(outcome))
-        finally:
-            await client.close()
-
-    async def on_kill(self) -> None:
-        """Airflow 3.3+: a user acted on the deferred task (never called on a triggerer restart)."""
-        if self.cancel_on_kill:
-            await self._cancel()
-
-    async def cleanup(self) -> None:
-        """Before Airflow 3.3: as :meth:`BatchStatusTrigger.cleanup`, for every batch of the list."""
-        await super().cleanup()
-        if not self.cancel_on_kill or AIRFLOW_V_3_3_PLUS:
-            return
-        state = await task_instance_state(self.task_instance)
-        if state is not None and state not in ("deferred", "running", "scheduled", "queued"):
-            await self._cancel()

@@ -2,7 +2,7 @@
 triggerer (Airflow 2.10+'s ``TaskSuccessEvent``, with the XComs the sensor's ``execute_complete`` would
 push and return), so no worker runs for it. Every other outcome (a failed, expired or cancelled batch,
 a timeout, an error, a completed batch with request errors under ``fail_on_request_errors=True``) is
-the ordinary event and resumes the task on a worker, where ``outcome.finish_wait`` words the failure
+the ordinary event and resumes the task on a worker, where ``tasks.outcome.finish_wait`` words the failure
 and Airflow applies the task's retry rules."""
 
 from __future__ import annotations
@@ -11,28 +11,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from together_provider import _compat
-from together_provider.outcome import XCOM_KEYS
+from together_provider.client.wait import ends_in_success, request_errors_line, wait_result
 from together_provider.triggers.batch import BatchStatusTrigger
 
 
 def success_event(payload: Any, *, fail_on_request_errors: bool, log: Any) -> Any | None:
     """The ``TaskSuccessEvent`` that ends the task for this event, or None when a worker must resume."""
-    from together_provider.client.models import BatchStatus
-
-    if not isinstance(payload, dict) or "batch_ids" in payload:
+    if not isinstance(payload, dict) or not ends_in_success(
+        payload, fail_on_request_errors=fail_on_request_errors
+    ):
         return None
-    if not BatchStatus.parse(payload.get("status")).is_success:
-        return None
-    result = {key: payload.get(key) for key in XCOM_KEYS}
+    result = wait_result(payload)
     if result["error_file_id"]:
-        if fail_on_request_errors:
-            return None
-        log.warning(
-            "Together batch %s completed, but some requests failed. Their errors are in file %s "
-            "(XCom key 'error_file_id'; fetch it with DownloadBatchFileOperator).",
-            result["batch_id"],
-            result["error_file_id"],
-        )
+        log.warning("%s", request_errors_line(result))
     return _compat.TaskSuccessEvent(xcoms={**result, "return_value": result})
 
 

@@ -43,12 +43,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from together_provider._compat import BaseEventTrigger, TriggerEvent
+from together_provider._compat import EVENT_DRIVEN_SCHEDULING, BaseEventTrigger, TriggerEvent
 from together_provider.client.errors import NotFoundError
 from together_provider.client.models import BatchJob, BatchStatus
 from together_provider.client.polling import checked_poll_interval
+from together_provider.client.wait import batch_event
 from together_provider.hooks import loop_share
-from together_provider.outcome import batch_event
+from together_provider.triggers import heap
 from together_provider.triggers.log import OffLoopLogger, OffLoopLogging
 
 DEFAULT_POLL_INTERVAL = 60.0
@@ -65,6 +66,10 @@ log = OffLoopLogger(logging.getLogger(__name__))
 Commit = Callable[[], Awaitable[None]]
 
 __all__ = ["BatchFinishedTrigger", "BatchListProducer", "WatchState"]
+
+
+# Whether this Airflow runs asset watchers (3.0+): what a DAG file checks before declaring one.
+WATCHERS_SUPPORTED = EVENT_DRIVEN_SCHEDULING
 
 
 def checked_statuses(value: Any) -> tuple[str, ...]:
@@ -257,6 +262,7 @@ class BatchListProducer:
         self.poll_interval = poll_interval
 
     async def open_stream(self) -> AsyncIterator[tuple[BatchListSnapshot, BatchListSnapshot]]:
+        heap.freeze_once()
         # The loop's sleep: what a test's virtual clock replaces for every wait on the loop.
         async for snapshot in poll_batches(self.conn_id, self.poll_interval, loop_share.current().sleep):
             yield snapshot, snapshot
@@ -446,6 +452,7 @@ class BatchFinishedTrigger(OffLoopLogging, BaseEventTrigger):
         """A poll of its own: Airflow 3.0-3.2 (no shared streams, no state store), or a 3.3 triggerer
         that could not place it in a shared one. The watermark is written after the poll's events
         were handed over, not confirmed stored: a crash in between can lose those events (3.3 only)."""
+        heap.freeze_once()
         watch = await self._start()
         sleep = self._sleep or loop_share.current().sleep
         async for snapshot in poll_batches(self.together_conn_id, self.poll_interval, sleep):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from together_provider.assets import annotate_outlets
+from together_provider.tasks.assets import annotate_outlets
 
 
 class _Accessor:

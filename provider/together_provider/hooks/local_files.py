@@ -1,5 +1,5 @@
 """How the provider writes a file a user gets (a download, a results file): the one decision, used by
-the hook and by :mod:`together_provider.storage` alike. No Airflow imports.
+the hook and by :mod:`together_provider.tasks.storage` alike. No Airflow imports.
 
 - Whole or not at all: the bytes go to a temporary file beside the target, renamed onto it at the end.
 - A symlink at the target is replaced by the file; the file it pointed at is never opened or changed,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.matrix import run, suites
 
 
@@ -13,6 +14,8 @@ from tests.matrix import run, suites
         ("/repo/tests/integration/test_hook.py", ("emu",), "integration"),
         ("/repo/tests/integration/test_dags.py", ("run_dag", "airflow_db"), "dag.test"),
         ("/repo/tests/security/test_call_deadline.py", ("hostile",), "integration"),
+        ("/repo/tests/emulator/test_batches.py", ("emu",), "integration"),
+        ("/repo/tests/tooling/test_e2e_airflow_api.py", (), "unit"),
         ("/repo/tests/conformance/test_together_sdk.py", (), "conformance"),
         ("tests/conformance/test_together_sdk.py", (), "conformance"),
         ("/repo/scripts/demo.py", (), "other"),

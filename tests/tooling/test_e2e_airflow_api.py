@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
 from tests.e2e import airflow_api
 from tests.e2e.airflow_api import AirflowAPI, AirflowServerError
 

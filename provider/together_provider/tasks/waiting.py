@@ -1,6 +1,6 @@
 """The wait as every waiting task runs it: the sensor, and the submit operator with
 ``wait_for_completion=True``. One settings object builds the trigger to defer to, makes one poll on the
-worker (the sensor's poke) and runs the worker's own loop, all over ``outcome.WaitTracker``.
+worker (the sensor's poke) and runs the worker's own loop, all over ``client.wait``'s trackers.
 """
 
 from __future__ import annotations
@@ -11,18 +11,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from together_provider.client.ids import checked_id, shown
+from together_provider.client.errors import TogetherError
+from together_provider.client.polling import MAX_FACTOR, MIN_FACTOR
+from together_provider.client.wait import ListTracker, WaitTracker
 from together_provider.links import XCOM_BATCH_URL, batch_url
-from together_provider.outcome import WaitTracker
 
 if TYPE_CHECKING:
-    from together_provider.list_wait import ListTracker
+    from together_provider.client.wait import ListTracker
 
 # Together asks users to wait 72 h before reporting a stuck batch: a shorter default would fail
 # batches that are merely slow.
 MIN_DEFAULT_TIMEOUT = 72 * 60 * 60
-# A templated id that rendered to nothing: Jinja turns a None into the text "None".
-_EMPTY_IDS = ("", "None", "null")
 
 
 def default_timeout() -> float:
@@ -48,21 +47,6 @@ def default_deferrable(value: bool | None) -> bool:
     from together_provider._compat import conf
 
     return conf.getboolean("operators", "default_deferrable", fallback=True)
-
-
-def clean_id(value: Any) -> str | None:
-    """The id as text, or None when it is absent or a template rendered it empty."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    return None if text in _EMPTY_IDS else text
-
-
-def require_id(value: Any, field: str) -> str:
-    text = clean_id(value)
-    if text is None:
-        raise ValueError(f"{field} must be a non-empty string, got {shown(value)}")
-    return checked_id(text, field)
 
 
 def push_batch_url(context: Any, hook: Any, batch_id: str) -> None:
@@ -114,8 +98,6 @@ class BatchWait:
     def list_tracker(
         self, batch_ids: list[str], deadline: float | None, *, max_consecutive_failures: int | None = None
     ) -> ListTracker:
-        from together_provider.list_wait import ListTracker
-
         return ListTracker(
             batch_ids,
             self.poll_interval,
@@ -131,7 +113,6 @@ class BatchWait:
     ) -> NoReturn:
         """Hand the wait to the triggerer; the task resumes in its ``execute_complete``. A list of ids
         defers to one trigger that polls them all."""
-        from together_provider.client.polling import MAX_FACTOR, MIN_FACTOR
         from together_provider.triggers.batch import BatchListStatusTrigger, BatchStatusTrigger
 
         what = (
@@ -186,20 +167,13 @@ class BatchWait:
     ) -> dict[str, Any] | None:
         """One poll on the worker: the event that ends the wait, or None while it goes on. A poll that
         failed on a transient error is counted and logged, not raised."""
-        from together_provider.client.errors import TogetherError
 
         try:
             batch = hook.get_batch(batch_id)
         except TogetherError as exc:
             event = tracker.failed(exc)
             if event is None:
-                log.warning(
-                    "Polling Together batch %s failed (%d of %d allowed in a row): %s",
-                    batch_id,
-                    tracker.failures,
-                    tracker.max_failures,
-                    tracker.last_error,
-                )
+                log.warning("%s", tracker.failure_line())
             return event
         log.info(progress_line(batch))
         return tracker.answered(batch, now)
@@ -210,7 +184,6 @@ class BatchWait:
         """One round on the worker over the batches still running (only those due with ``due_only``):
         the event that ends the wait, or None while it goes on. Once one batch has failed, the rest are
         cancelled when ``cancel_rest_on_failure`` says so, before the event is made."""
-        from together_provider.client.errors import TogetherError
 
         event = None
         for batch_id in tracker.due_ids(now if due_only else None):
@@ -218,15 +191,8 @@ class BatchWait:
                 batch = hook.get_batch(batch_id)
             except TogetherError as exc:
                 event = tracker.failed(batch_id, exc, now)
-                failures = tracker.trackers[batch_id]
                 if event is None:
-                    log.warning(
-                        "Polling Together batch %s failed (%d of %d allowed in a row): %s",
-                        batch_id,
-                        failures.failures,
-                        failures.max_failures,
-                        failures.last_error,
-                    )
+                    log.warning("%s", tracker.trackers[batch_id].failure_line())
             else:
                 log.info(progress_line(batch))
                 event = tracker.answered(batch, now, batch_id=batch_id)

@@ -27,8 +27,12 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import unquote, urlsplit
 
-from together_provider import local_files
+from together_provider.client import split
+from together_provider.client.errors import InputFileError
+from together_provider.client.jsonl import validate_input_file, validate_input_stream
+from together_provider.client.requests import UploadBody
 from together_provider.client.settings import hide_passwords
+from together_provider.hooks import local_files
 
 if TYPE_CHECKING:
     from together_provider.client.jsonl import InputFileSummary
@@ -306,7 +310,6 @@ def input_file(value: Any, *, field: str) -> str | StoreInput:
 
 def validate_input(source: str | StoreInput, *, endpoint: str | None) -> InputFileSummary:
     """Every Batch API rule and the SHA-256, in one streamed read of the file or object."""
-    from together_provider.client.jsonl import validate_input_file, validate_input_stream
 
     if isinstance(source, str):
         return validate_input_file(source, endpoint=endpoint)
@@ -318,7 +321,6 @@ def upload_content(source: str | StoreInput) -> str | UploadBody:
     """What ``TogetherHook.upload_file`` streams: the local path, or the object re-opened per attempt."""
     if isinstance(source, str):
         return source
-    from together_provider.client.requests import UploadBody
 
     return UploadBody(open=source.open, size=source.size, name=source.name, location=source.url)
 
@@ -328,8 +330,6 @@ def plan_split(
 ) -> SplitPlan:
     """Every Batch API rule on the whole input and its cut into parts (see :mod:`.client.split`), in
     one streamed read of the file or object."""
-    from together_provider.client.errors import InputFileError
-    from together_provider.client.split import plan_split
 
     if isinstance(source, str):
         try:
@@ -343,7 +343,7 @@ def plan_split(
     else:
         handle, size, name = source.open(), source.size, source.url
     with handle:
-        return plan_split(
+        return split.plan_split(
             handle, name=name, size=size, endpoint=endpoint, max_requests=max_requests, max_bytes=max_bytes
         )
 
@@ -351,7 +351,6 @@ def plan_split(
 def upload_part(source: str | StoreInput, part: Part) -> UploadBody:
     """What ``TogetherHook.upload_file`` streams for one part: its byte range, read straight from the
     file or object (seeked to, re-opened per attempt), never copied."""
-    from together_provider.client.requests import UploadBody
 
     def open_range() -> BinaryIO:
         handle = open(source, "rb") if isinstance(source, str) else source.open()  # noqa: SIM115
@@ -406,7 +405,7 @@ def atomic_writer(value: Any, *, field: str) -> Iterator[tuple[BinaryIO, str]]:
     so writing straight to the final key could leave a partial object there. On an error the temporary
     file or key is removed and the target is untouched. A local target that is a symlink is replaced by
     the file, never followed, and the file gets the mode a plain ``open(path, "w")`` would give (see
-    :mod:`together_provider.local_files`).
+    :mod:`together_provider.hooks.local_files`).
     """
     target = resolve(value, field=field)
     if isinstance(target, str):

@@ -5,7 +5,7 @@ import pytest
 from together_provider.links import batch_url
 from together_provider.operators.batch import SubmitBatchOperator
 from together_provider.sensors.batch import BatchCompletionSensor
-from together_provider.waiting import MIN_DEFAULT_TIMEOUT
+from together_provider.tasks.waiting import MIN_DEFAULT_TIMEOUT
 
 
 def test_sensor_default_timeout_is_never_under_72_hours():
@@ -72,30 +72,3 @@ def test_raw_http_of_the_base_hook_is_refused_clearly(method):
         NotImplementedError, match=rf"TogetherHook.{method}\(\) is not supported: .*Use get_batch"
     ):
         getattr(TogetherHook(), method)("/v1/batches")
-
-
-def test_a_finished_batch_gets_no_time_left_estimate():
-    from together_provider.client.models import BatchJob
-    from together_provider.outcome import WaitTracker
-
-    tracker = WaitTracker("b", 60.0, jitter=lambda: 1.0)
-    for now, status, progress in [(0.0, "IN_PROGRESS", 20), (100.0, "IN_PROGRESS", 60)]:
-        assert (
-            tracker.answered(BatchJob.from_api({"id": "b", "status": status, "progress": progress}), now)
-            is None
-        )
-    assert tracker.seconds_left == pytest.approx(100.0)  # 40 % per 100 s, 40 % to go
-    event = tracker.answered(BatchJob.from_api({"id": "b", "status": "FAILED", "progress": 60}), 110.0)
-    assert event is not None and event["status"] == "FAILED"
-    assert tracker.seconds_left is None
-
-
-def test_the_wait_sleeps_within_its_bounds():
-    from together_provider.outcome import WaitTracker
-
-    tracker = WaitTracker("b", 60.0, deadline=1000.0, jitter=lambda: 1.0)
-    assert tracker.next_sleep(0.0) == 60.0
-    assert tracker.next_sleep(0.0, age=15.0) == 45.0  # counted from when the shared answer was fetched
-    assert tracker.next_sleep(0.0, age=59.0) == 6.0  # never down to nothing
-    assert tracker.next_sleep(990.0) == 10.0  # never past the deadline
-    assert tracker.before_poll(1000.0)["status"] == "TIMEOUT"

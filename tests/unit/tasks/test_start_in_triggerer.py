@@ -12,7 +12,7 @@ from airflow.providers.common.compat.sdk import DAG, Asset
 
 from together_provider import _compat
 from together_provider.sensors.batch import BatchCompletionSensor
-from together_provider.start_in_triggerer import ENDING_TRIGGER_CLASS, TRIGGER_CLASS
+from together_provider.tasks.start_in_triggerer import ENDING_TRIGGER_CLASS, TRIGGER_CLASS
 from together_provider.triggers.batch import BatchStatusTrigger
 
 

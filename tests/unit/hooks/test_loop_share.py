@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tests.helpers import VirtualTime
 
+from tests.helpers import VirtualTime
 from together_provider.client.settings import ConnectionSettings
 from together_provider.hooks import async_client, loop_share
 from together_provider.hooks.async_client import AsyncTogetherClient
