@@ -310,3 +310,43 @@ def test_input_deleted_before_validation_fails_batch(emu, http):
     http.delete(f"{emu.url}/v1/files/{file_id}")
     done = finish(emu, http, job["id"])
     assert done["status"] == "FAILED" and file_id in done["error"]
+
+
+def test_a_flaky_request_fails_its_first_answers_then_succeeds(emu, http):
+    lines = [
+        chat_line("flaky-1", model="emulator/request-flaky"),
+        chat_line("flaky-2", model="emulator/request-flaky-2"),
+    ]
+    answers = []
+    for _ in range(3):
+        done = finish(emu, http, submit(emu, http, lines)["id"])
+        assert done["status"] == "COMPLETED"
+        errored = (
+            {row["custom_id"]: row["error"] for row in content_lines(emu, http, done["error_file_id"])}
+            if done.get("error_file_id")
+            else {}
+        )
+        answered = (
+            {row["custom_id"] for row in content_lines(emu, http, done["output_file_id"])}
+            if done.get("output_file_id")
+            else set()
+        )
+        answers.append((sorted(errored), sorted(answered)))
+        for error in errored.values():
+            assert error["code"] == 503 and "overloaded" in error["message"]
+    assert answers == [(["flaky-1", "flaky-2"], []), (["flaky-2"], ["flaky-1"]), ([], ["flaky-1", "flaky-2"])]
+
+
+def test_a_batch_expires_once_then_the_same_request_completes(emu, http):
+    lines = [
+        chat_line("once", model="emulator/batch-expire-once"),
+        chat_line("plain-1"),
+        chat_line("plain-2"),
+    ]
+    first = finish(emu, http, submit(emu, http, lines)["id"])
+    assert first["status"] == "EXPIRED"
+    second = finish(
+        emu, http, submit(emu, http, [chat_line("once", model="emulator/batch-expire-once")])["id"]
+    )
+    assert second["status"] == "COMPLETED"
+    assert [row["custom_id"] for row in content_lines(emu, http, second["output_file_id"])] == ["once"]

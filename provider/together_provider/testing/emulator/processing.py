@@ -19,6 +19,12 @@ MODEL_NEVER_FINISH = "emulator/never-finish"
 MODEL_REQUEST_ERROR = "emulator/request-error"
 # Answered in neither file: Together does not promise every request comes back, so clients must notice.
 MODEL_REQUEST_MISSING = "emulator/request-missing"
+# Errors a retry fixes: the request's first answer (its first N with "-N": "emulator/request-flaky-3") is a
+# 503 "overloaded" line in the error file; later batches answer it. Counted per custom id until a reset.
+MODEL_REQUEST_FLAKY = "emulator/request-flaky"
+# The first batch holding such a line expires (half its requests answered, the rest missing); a later
+# batch holding the same custom id completes, answering it like any request.
+MODEL_BATCH_EXPIRE_ONCE = "emulator/batch-expire-once"
 BATCH_LEVEL_MODELS = frozenset({MODEL_BATCH_FAIL, MODEL_BATCH_EXPIRE, MODEL_NEVER_FINISH})
 
 MAX_REQUESTS = 50_000
@@ -78,7 +84,8 @@ def validate_input(path: Path, max_requests: int = MAX_REQUESTS, max_bytes: int 
     return InputPlan(ok=True, lines=lines)
 
 
-def scenario(plan: InputPlan) -> str:
+def scenario(plan: InputPlan, expired_once: set[str] | frozenset[str] = frozenset()) -> str:
+    """How the batch ends; ``expired_once`` holds the custom ids whose "expire once" was already spent."""
     models = {ref.model for ref in plan.lines}
     if MODEL_BATCH_FAIL in models:
         return "fail"
@@ -86,7 +93,21 @@ def scenario(plan: InputPlan) -> str:
         return "expire"
     if MODEL_NEVER_FINISH in models:
         return "never"
+    if any(ref.model == MODEL_BATCH_EXPIRE_ONCE and ref.custom_id not in expired_once for ref in plan.lines):
+        return "expire"
     return "complete"
+
+
+def expire_once_ids(plan: InputPlan) -> set[str]:
+    return {ref.custom_id for ref in plan.lines if ref.model == MODEL_BATCH_EXPIRE_ONCE}
+
+
+def flaky_failures(model: object) -> int:
+    """How many answers of a flaky request fail: 1 for ``emulator/request-flaky``, N for ``...-N``."""
+    if not isinstance(model, str) or not model.startswith(MODEL_REQUEST_FLAKY):
+        return 0
+    suffix = model[len(MODEL_REQUEST_FLAKY) :]
+    return int(suffix[1:]) if suffix.startswith("-") and suffix[1:].isdigit() else 1
 
 
 def workable(lines: list[LineRef]) -> list[LineRef]:
@@ -324,9 +345,12 @@ def write_results(
     refs: list[LineRef],
     output_path: Path,
     error_path: Path,
+    attempts: dict[str, int] | None = None,
 ) -> tuple[int, int]:
     """Answer ``refs`` into an output and an error file; returns (successes, errors). Requests for
-    ``MODEL_REQUEST_MISSING`` are written to neither."""
+    ``MODEL_REQUEST_MISSING`` are written to neither. ``attempts`` counts each flaky request's answers
+    (across batches: the caller keeps it)."""
+    attempts = {} if attempts is None else attempts
     successes = errors = 0
     with open(input_path, "rb") as src, open(output_path, "wb") as out, open(error_path, "wb") as err:
         for ref in output_order(refs):
@@ -335,7 +359,21 @@ def write_results(
             src.seek(ref.offset)
             obj = json.loads(src.read(ref.length))
             key = _digest(batch_id, ref.custom_id)
-            ok, result = answer(endpoint, obj["body"], key, created)
+            failing = flaky_failures(ref.model)
+            tried = attempts.get(ref.custom_id, 0)
+            if failing:
+                attempts[ref.custom_id] = tried + 1
+            if tried < failing:
+                ok, result = (
+                    False,
+                    {
+                        "message": f"emulator: the model is overloaded, try again (answer {tried + 1} of "
+                        f"{failing} failed on purpose)",
+                        "code": 503,
+                    },
+                )
+            else:
+                ok, result = answer(endpoint, obj["body"], key, created)
             if ok:
                 line = {
                     "custom_id": ref.custom_id,

@@ -90,6 +90,8 @@ class BatchRecord:
     # Set by the control API: the clock no longer moves this batch.
     pinned: bool = False
     plan: InputPlan | None = None
+    # How the batch ends (processing.scenario), decided on its first look past validation.
+    scenario: str | None = None
     # The per-batch limits in force when the batch was created (EmulatorState.set_limits).
     max_requests: int = 50_000
     max_bytes: int = 100 * 1024 * 1024

@@ -61,6 +61,9 @@ class EmulatorState:
         self.batches: dict[str, BatchRecord] = {}
         self.multipart: dict[str, MultipartUpload] = {}
         self.request_log: list[dict] = []
+        # Flaky requests' answers so far, and the custom ids whose "expire once" was spent (processing.py).
+        self.attempts: dict[str, int] = {}
+        self.expired_once: set[str] = set()
         self.faults = FaultPlan()
         # Faults given on the command line survive a reset, so a chaos run stays chaotic between tests.
         self.default_faults: dict = {}
@@ -73,6 +76,8 @@ class EmulatorState:
         self.batches.clear()
         self.multipart.clear()
         self.request_log.clear()
+        self.attempts.clear()
+        self.expired_once.clear()
         self.faults = FaultPlan.from_dict(self.default_faults)
         self.clock_offset = 0.0
         self.validating_seconds, self.processing_seconds, self.latency_ms = self._initial_clock
@@ -228,7 +233,12 @@ class EmulatorState:
             if not plan.ok:
                 self._finish(batch, "FAILED", validating, error=plan.error)
                 return batch
-            kind = processing.scenario(plan)
+            if batch.scenario is None:
+                batch.scenario = processing.scenario(plan, self.expired_once)
+                if batch.scenario == "expire":
+                    # Spent when decided, so a batch made meanwhile with the same request completes.
+                    self.expired_once |= processing.expire_once_ids(plan)
+            kind = batch.scenario
             processing_seconds = batch.processing_seconds
             fraction = (elapsed - validating) / processing_seconds if processing_seconds > 0 else 1.0
             if kind == "never":
@@ -348,6 +358,7 @@ class EmulatorState:
             refs,
             output.path,
             errors.path,
+            self.attempts,
         )
         for record, count, attr in (
             (output, successes, "output_file_id"),
