@@ -45,6 +45,10 @@ class RecordingTI:
     def xcom_push(self, key, value):
         self.xcoms[key] = value
 
+    def xcom_pull(self, task_ids=None, key="return_value", **_):
+        assert task_ids in (None, self.task_id), "a RecordingTI holds only its own XComs"
+        return self.xcoms.get(key)
+
 
 class TimeUp(Exception):
     """Raised inside the waits still sleeping when :meth:`VirtualTime.gather`'s ``stop_after`` passes."""

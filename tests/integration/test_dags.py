@@ -265,3 +265,16 @@ def test_failure_example_dag(airflow_db, together_conn, monkeypatch, outcome):
         "fail_run_if_batch_failed": "failed",
     }
     assert state(dag_run) == "failed"
+
+
+def test_repair_example_dag(airflow_db, together_conn, monkeypatch, tmp_path):
+    monkeypatch.setenv("TOGETHER_EXAMPLE_POLL_INTERVAL", "0.2")
+    monkeypatch.setenv("TOGETHER_EXAMPLE_RESULTS_URL", str(tmp_path / "landed"))
+    dag = load_dag(airflow_db, "example_together_batch_repair.py", "example_together_batch_repair")
+    dag_run = dag.test(run_conf={"emulated": True})
+    states = {ti.task_id: state(ti) for ti in dag_run.get_task_instances()}
+    assert set(states.values()) == {"success"}, states
+    summary = next(ti for ti in dag_run.get_task_instances() if ti.task_id == "summarize").xcom_pull(
+        task_ids="summarize"
+    )
+    assert summary == {"succeeded": 3, "errored": 1, "missing": 0, "total": 4}

@@ -32,13 +32,19 @@ def run_key_from_context(context: Any) -> str:
     return run_key(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))
 
 
-def upload_name(path: str, key: str, sha256: str, part: tuple[int, int] | None = None) -> str:
+def upload_name(
+    path: str, key: str, sha256: str, part: tuple[int, int] | None = None, round_number: int = 0
+) -> str:
     """``<stem>.af-<run key>-<content hash>.jsonl``: readable in a file list, one per task instance.
 
     :param part: ``(number, total)`` for one part of a split input (``SubmitBatchOperator(split=True)``):
         ``<stem>.af-<run key>-p003of004-<part's hash>.jsonl``, one per part of the task instance.
+    :param round_number: a repair round's input (``BatchResultsOperator(retry_failed_requests=N)``):
+        ``<stem>.af-<run key>-r02-...``, so a retry of the task finds the round's batch, not another's.
     """
     stem = os.path.basename(path).rsplit(".", 1)[0][:_NAME_STEM_CHARS] or "batch"
+    if round_number:
+        key = f"{key}-r{round_number:02d}"
     if part is None:
         return f"{stem}.af-{key}-{sha256[:12]}.jsonl"
     number, total = part

@@ -254,14 +254,17 @@ class TogetherHook(HttpHook):
                 f"Together batch {job.id} is {job.raw_status}, not finished, so its results are not final: "
                 f"wait for it first (BatchCompletionSensor, or SubmitBatchOperator(wait_for_completion=True))"
             )
-        answered = [(fid, self._file_lines(fid)) for fid in (job.output_file_id, job.error_file_id) if fid]
+        answered = [
+            (fid, self.iter_file_lines(fid)) for fid in (job.output_file_id, job.error_file_id) if fid
+        ]
         if job.input_file_id is None:
             self.log.warning("Together batch %s names no input file: missing requests cannot be told", job.id)
-        inputs = (job.input_file_id, self._file_lines(job.input_file_id)) if job.input_file_id else None
+        inputs = (job.input_file_id, self.iter_file_lines(job.input_file_id)) if job.input_file_id else None
         return results.merge(answered, inputs)
 
-    def _file_lines(self, file_id: str) -> Iterator[bytes]:
-        """A Together file's lines, downloaded only when the first one is asked for."""
+    def iter_file_lines(self, file_id: str) -> Iterator[bytes]:
+        """A Together file's lines, downloaded (to a temporary folder, removed after the last line) only
+        when the first one is asked for: memory holds one line."""
         with tempfile.TemporaryDirectory(prefix="together-results-") as folder:
             local = self.download_file(file_id, Path(folder) / "content.jsonl")
             with open(local, "rb") as handle:

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from together_provider._compat import AirflowFailException, Context, xcom_push
+from together_provider._compat import AirflowException, AirflowFailException, Context, xcom_push
 from together_provider.client import results
 from together_provider.client.ids import batch_ids_of
+from together_provider.client.polling import checked_poll_interval
+from together_provider.client.repair import checked_rounds, merged_rows, needs_repair, round_summary, tagged
 from together_provider.client.results import checked_min_success_ratio
 from together_provider.client.wait import XCOM_LIST_KEYS
 from together_provider.links import TogetherBatchLink
-from together_provider.tasks import storage
+from together_provider.tasks import repair, storage
 from together_provider.tasks.assets import EVENT_KEYS, annotate_outlets
-from together_provider.tasks.base import TogetherTask
-from together_provider.tasks.waiting import push_batch_url
+from together_provider.tasks.base import TogetherTask, cancel_quietly
+from together_provider.tasks.waiting import BatchWait, default_deferrable, default_timeout, push_batch_url
 
 XCOM_MANIFEST = "manifest"
+# What a repair knows when it defers (the round, its batches, the rounds so far), read back on resume.
+XCOM_REPAIR = "repair"
 
 
 class BatchResultsOperator(TogetherTask):
@@ -66,6 +72,15 @@ class BatchResultsOperator(TogetherTask):
         ``ObjectStoragePath``.
     :param fail_on_request_errors: fail when any request errored or is missing.
     :param min_success_ratio: fail when succeeded / total is below this (0 < ratio <= 1); None: no minimum.
+    :param retry_failed_requests: after landing, send the requests that are missing or errored with an
+        error a retry can fix (``client/repair.py`` says which) again as a new batch, wait, merge, up to
+        this many rounds (0, the default: no repair). Each row then names its ``round`` and ``batch_id``
+        and the manifest gains ``rounds``; the checks above apply to the merged rows.
+    :param deferrable: wait for a repair round in the triggerer, holding no worker slot (default True,
+        or ``[operators] default_deferrable`` where the deployment sets it).
+    :param poll_interval: seconds between status checks of a repair round.
+    :param timeout: seconds a repair round may take before the task fails (default as the sensor's).
+    :param cancel_on_kill: cancel the round in flight when the task is killed.
     :param together_conn_id: the Airflow connection with the Together API key.
     """
 
@@ -79,6 +94,13 @@ class BatchResultsOperator(TogetherTask):
         result_path: Any,
         fail_on_request_errors: bool = False,
         min_success_ratio: float | None = None,
+        retry_failed_requests: int = 0,
+        deferrable: bool | None = None,
+        poll_interval: float = 60.0,
+        timeout: float | None = None,
+        cancel_on_kill: bool = True,
+        max_consecutive_failures: int = 5,
+        adaptive_polling: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -86,8 +108,21 @@ class BatchResultsOperator(TogetherTask):
         self.result_path = result_path
         self.fail_on_request_errors = fail_on_request_errors
         self.min_success_ratio = checked_min_success_ratio(min_success_ratio)
+        self.retry_failed_requests = checked_rounds(retry_failed_requests)
+        self.deferrable = default_deferrable(deferrable)
+        self.poll_interval = checked_poll_interval(poll_interval)
+        self.timeout = timeout if timeout is not None else default_timeout()
+        self.cancel_on_kill = cancel_on_kill
+        self.max_consecutive_failures = max_consecutive_failures
+        self.adaptive_polling = adaptive_polling
+        self._round_ids: list[str] = []
+
+    @property
+    def wait(self) -> BatchWait:
+        return BatchWait.of(self)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        repairing = self.retry_failed_requests > 0
         with self.task_errors():
             ids = batch_ids_of(self.batch_id, "batch_id")
             if self.result_path is None or not str(self.result_path).strip():
@@ -100,29 +135,198 @@ class BatchResultsOperator(TogetherTask):
             ]
             if not many:
                 push_batch_url(context, self.hook, batches[0].id)
-            manifest = self._land(batches, many=many)
+            resend: set[str] = set()
+            tally = results.Tally()
+            rows = self._rows(batches, round_number=0 if repairing else None, many=many)
+            where = self._write(rows, tally, resend if repairing else None)
+            manifest = self._manifest(batches, many=many, where=where, tally=tally)
+        if not repairing:
+            return self._done(context, manifest, batches, many=many)
+        state = {
+            "round": 0,
+            "batch_ids": [b.id for b in batches],
+            "many": many,
+            "rounds": [round_summary(0, [b.id for b in batches], tally.counts)],
+        }
+        manifest["rounds"] = state["rounds"]
+        xcom_push(context["ti"], XCOM_MANIFEST, manifest)
+        return self._repair(context, state, batches, resend)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """A repair round's wait ended: merge it, and go on with the next round or finish."""
+        ti = context["ti"]
+        state = ti.xcom_pull(task_ids=ti.task_id, key=XCOM_REPAIR, map_indexes=getattr(ti, "map_index", None))
+        if not isinstance(state, dict) or "round" not in state:
+            raise AirflowException(
+                f"BatchResultsOperator resumed without its repair state (XCom key {XCOM_REPAIR!r}); clear "
+                "the task to land and repair again"
+            )
+        with self.task_errors():
+            resend, batches = self._land_round(context, state, event)
+        return self._repair(context, state, batches, resend)
+
+    def on_kill(self) -> None:
+        """A killed task cancels the repair round it waited on (a deferred wait cancels from the trigger)."""
+        if self.cancel_on_kill:
+            for batch_id in self._round_ids:
+                cancel_quietly(self.hook, batch_id, self.log)
+
+    # ---- landing --------------------------------------------------------------------------------
+
+    def _rows(self, batches: list[Any], *, round_number: int | None, many: bool) -> Iterator[dict[str, Any]]:
+        """Every batch's rows as one set, part after part (tagged with the round when repairing). Every
+        part is asked before the writer opens: one still running leaves nothing at result_path."""
+        parts = []
+        for batch in batches:
+            rows = self.hook.iter_results(batch)
+            parts.append((batch.id, rows if round_number is None else tagged(rows, round_number, batch.id)))
+        return results.merge_parts(parts) if many else iter(parts[0][1])
+
+    def _write(self, rows: Iterable[dict[str, Any]], tally: results.Tally, resend: set[str] | None) -> str:
+        """Stream ``rows`` to ``result_path`` (whole or not at all); tally them, and note in ``resend``
+        the ones a repair round would send again."""
+        with storage.atomic_writer(self.result_path, field="result_path") as (sink, where):
+            for row in rows:
+                tally.add(row)
+                if resend is not None and needs_repair(row):
+                    resend.add(row["custom_id"])
+                sink.write(json.dumps(row, separators=(",", ":")).encode() + b"\n")
+        return where
+
+    def _manifest(
+        self, batches: list[Any], *, many: bool, where: str, tally: results.Tally
+    ) -> dict[str, Any]:
+        if many:
+            return results.build_list_manifest(batches=batches, result_uri=where, tally=tally)
+        batch = batches[0]
+        return results.build_manifest(
+            batch_id=batch.id,
+            status=batch.raw_status,
+            result_uri=where,
+            tally=tally,
+            output_file_id=batch.output_file_id,
+            error_file_id=batch.error_file_id,
+        )
+
+    # ---- repair ---------------------------------------------------------------------------------
+
+    def _repair(
+        self, context: Context, state: dict[str, Any], previous: list[Any], resend: set[str]
+    ) -> dict[str, Any]:
+        """Send what needs it again, round after round, until nothing is left or the rounds run out."""
+        while resend and state["round"] < self.retry_failed_requests:
+            number = state["round"] + 1
+            with self.task_errors(), tempfile.TemporaryDirectory(prefix="together-repair-") as folder:
+                path, count = repair.round_input(self.hook, previous, resend, folder, self.log)
+                if not count:
+                    break
+                self.log.info(
+                    "Repair round %d of %d: sending %d requests again (missing, or errored with an error a "
+                    "retry can fix)",
+                    number,
+                    self.retry_failed_requests,
+                    count,
+                )
+                endpoint, model_id = previous[0].endpoint, previous[0].model_id
+                made = repair.submit_round(
+                    self.hook,
+                    context,
+                    path,
+                    round_number=number,
+                    endpoint=endpoint,
+                    model_id=model_id,
+                    log=self.log,
+                )
+            state["round"] = number
+            self._round_ids = [batch.id for batch in made]
+            state["pending"] = list(self._round_ids)
+            if self.deferrable:
+                # Kept in XCom, not in the deferral's kwargs: dag.test() resumes with the event alone.
+                xcom_push(context["ti"], XCOM_REPAIR, state)
+                self.wait.defer(self, self._round_ids)
+            with self.task_errors():
+                event = self.wait.run_on_worker(self.hook, self._round_ids, self.log)
+                resend, previous = self._land_round(context, state, event)
+        return self._finish_repair(context, state)
+
+    def _land_round(self, context: Context, state: dict[str, Any], event: Any) -> tuple[set[str], list[Any]]:
+        """Merge the round's rows into those landed; fail naming the round when its batches did not all
+        complete (after merging what they answered). Returns the requests still to send, and the round's
+        batches (their input files hold them)."""
+        number = state["round"]
+        where = str(self.result_path)
+        repair.check_round_wait(event, number, self.retry_failed_requests, where)
+        _require_landed_rows(self.result_path)
+        batches = [self.hook.get_batch(batch_id) for batch_id in state["pending"]]
+        self._round_ids = []
+        resend: set[str] = set()
+        tally, round_tally = results.Tally(), results.Tally()
+        new_rows = self._rows(batches, round_number=number, many=True)
+        with storage.read_lines(self.result_path, field="result_path") as old:
+            landed = self._write(merged_rows(new_rows, old, round_tally.add), tally, resend)
+        state["rounds"].append(round_summary(number, [b.id for b in batches], round_tally.counts))
+        first = [self.hook.get_batch(batch_id) for batch_id in state["batch_ids"]]
+        manifest = self._manifest(first, many=state["many"], where=landed, tally=tally)
+        manifest["rounds"] = state["rounds"]
+        xcom_push(context["ti"], XCOM_MANIFEST, manifest)
+        status = results.worst_status(b.raw_status for b in batches)
+        if status != "COMPLETED":
+            culprit = next(b for b in batches if b.raw_status == status)
+            raise AirflowFailException(
+                f"repair round {number} of {self.retry_failed_requests}: Together batch {culprit.id} "
+                f"ended {status}: {culprit.error or 'Together gave no reason'}; the repair stops here, "
+                f"with the rows of every round so far (what this one answered too) landed at {landed}"
+            )
+        return resend, batches
+
+    def _finish_repair(self, context: Context, state: dict[str, Any]) -> dict[str, Any]:
+        """The manifest across every round, and the checks on the merged rows."""
+        with self.task_errors():
+            first = [self.hook.get_batch(batch_id) for batch_id in state["batch_ids"]]
+            tally = results.Tally()
+            with storage.read_lines(self.result_path, field="result_path") as rows:
+                for line in rows:
+                    if line.strip():
+                        tally.add(json.loads(line))
+            manifest = self._manifest(first, many=state["many"], where=_where(self.result_path), tally=tally)
+        manifest["rounds"] = state["rounds"]
+        rounds = len(state["rounds"]) - 1
+        if rounds:
+            self.log.info("Repaired in %d round(s): %s", rounds, state["rounds"][1:])
+        else:
+            self.log.info("Nothing to repair: no request is missing or errored with an error a retry can fix")
+        return self._done(context, manifest, first, many=state["many"])
+
+    # ---- the end --------------------------------------------------------------------------------
+
+    def _done(
+        self, context: Context, manifest: dict[str, Any], batches: list[Any], *, many: bool
+    ) -> dict[str, Any]:
+        """Lineage, the manifest pushed and checked, and the assets' events."""
+        round_ids = [bid for line in manifest.get("rounds", [])[1:] for bid in line["batch_ids"]]
+        round_batches = [self.hook.get_batch(batch_id) for batch_id in round_ids]
+        everything = [*batches, *round_batches]
         self.record_lineage(
             input_file_ids=[
-                fid for b in batches for fid in (b.input_file_id, b.output_file_id, b.error_file_id) if fid
+                fid for b in everything for fid in (b.input_file_id, b.output_file_id, b.error_file_id) if fid
             ],
             output_locations=[manifest["result_uri"]],
             batch_id=None if many else batches[0].id,
             status=manifest["status"],
             endpoint=batches[0].endpoint,
-            models=sorted({b.model_id for b in batches if b.model_id}),
+            models=sorted({b.model_id for b in everything if b.model_id}),
             counts=manifest["counts"],
         )
         self._report(context, manifest, f"{len(batches)} batches" if many else f"batch {batches[0].id}")
-
-        annotate_outlets(
-            context,
-            {
-                **{key: manifest[key] for key in (XCOM_LIST_KEYS if many else EVENT_KEYS)},
-                "status": manifest["status"],
-                "result_uri": manifest["result_uri"],
-                "counts": manifest["counts"],
-            },
-        )
+        extra = {
+            **{key: manifest[key] for key in (XCOM_LIST_KEYS if many else EVENT_KEYS)},
+            "status": manifest["status"],
+            "result_uri": manifest["result_uri"],
+            "counts": manifest["counts"],
+        }
+        if "rounds" in manifest:
+            extra["rounds"] = manifest["rounds"]
+        annotate_outlets(context, extra)
         return manifest
 
     def _report(self, context: Context, manifest: dict[str, Any], which: str) -> None:
@@ -152,26 +356,19 @@ class BatchResultsOperator(TogetherTask):
         if problem is not None:
             raise AirflowFailException(problem)
 
-    def _land(self, batches: list[Any], *, many: bool) -> dict[str, Any]:
-        """Stream every batch's rows to ``result_path`` (one set, part after part) and build the manifest:
-        a list's (``schema_version`` 2) when ``batch_id`` was a list, else one batch's."""
 
-        # Every part is asked before the writer opens: one still running leaves nothing at result_path.
-        parts = [(batch.id, self.hook.iter_results(batch)) for batch in batches]
-        records = results.merge_parts(parts) if many else parts[0][1]
-        tally = results.Tally()
-        with storage.atomic_writer(self.result_path, field="result_path") as (sink, where):
-            for rec in records:
-                tally.add(rec)
-                sink.write(json.dumps(rec, separators=(",", ":")).encode() + b"\n")
-        if many:
-            return results.build_list_manifest(batches=batches, result_uri=where, tally=tally)
-        batch = batches[0]
-        return results.build_manifest(
-            batch_id=batch.id,
-            status=batch.raw_status,
-            result_uri=where,
-            tally=tally,
-            output_file_id=batch.output_file_id,
-            error_file_id=batch.error_file_id,
+def _where(value: Any) -> str:
+    target = storage.resolve(value, field="result_path")
+    return target if isinstance(target, str) else str(target)
+
+
+def _require_landed_rows(value: Any) -> None:
+    """A resumed repair merges into the rows landed before it deferred: a local ``result_path`` must be
+    on this worker too."""
+    target = storage.resolve(value, field="result_path")
+    if isinstance(target, str) and not os.path.exists(target):
+        raise ValueError(
+            f"result_path={target!r}: the rows landed before the repair round are not on this worker (the "
+            "task resumed on another host); with retry_failed_requests and deferrable=True give an object "
+            "storage URL or a path every worker shares, or set deferrable=False"
         )

@@ -308,6 +308,25 @@ def input_file(value: Any, *, field: str) -> str | StoreInput:
     return StoreInput(target=target, url=url, size=int(info.get("size") or 0), field=field)
 
 
+@contextmanager
+def read_lines(value: Any, *, field: str) -> Iterator[Iterator[bytes]]:
+    """The lines of a local file or an object, read in blocks: memory holds one block and one line."""
+    source = input_file(value, field=field)
+    handle = open(source, "rb") if isinstance(source, str) else source.open()  # noqa: SIM115
+    with handle:
+        yield _lines_of(handle)
+
+
+def _lines_of(handle: Any) -> Iterator[bytes]:
+    rest = b""
+    while chunk := handle.read(READ_BLOCK):
+        *whole, rest = (rest + chunk).split(b"\n")
+        for line in whole:
+            yield line + b"\n"
+    if rest:
+        yield rest
+
+
 def validate_input(source: str | StoreInput, *, endpoint: str | None) -> InputFileSummary:
     """Every Batch API rule and the SHA-256, in one streamed read of the file or object."""
 
