@@ -80,3 +80,16 @@ bench: $(STAMP) $(BENCH_STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info provider/*.egg-info .pytest_cache .mypy_cache .ruff_cache .venv-matrix
+
+# The manual: Sphinx builds docs/ into docs/_build/html, offline (no intersphinx), warnings as errors.
+# -E rereads every page: autodoc's pages do not notice a changed docstring otherwise.
+DOCS_STAMP := $(VENV)/.installed-docs
+.PHONY: docs
+
+$(DOCS_STAMP): $(STAMP) setup.cfg
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/python -m sphinx -W --keep-going -E -q -b html docs docs/_build/html
+	@echo "the manual: docs/_build/html/index.html"

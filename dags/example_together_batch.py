@@ -57,24 +57,31 @@ with DAG(
     tags=["together", "example"],
     doc_md=__doc__,
 ) as dag:
+    # [START howto_operator_together_submit]
     submit_batch = SubmitBatchOperator(
         task_id="submit_batch",
         input_file_path=str(INPUT_FILE),
         endpoint="/v1/chat/completions",
     )
+    # [END howto_operator_together_submit]
 
+    # [START howto_sensor_together_batch_completion]
     wait_for_batch = BatchCompletionSensor(
         task_id="wait_for_batch",
         batch_id=submit_batch.output,
         poll_interval=POLL_INTERVAL,
     )
+    # [END howto_sensor_together_batch_completion]
 
+    # [START howto_operator_together_batch_results]
     batch_results = BatchResultsOperator(
         task_id="batch_results",
         batch_id=submit_batch.output,
         result_path=f"{RESULTS_URL}/{RUN_FOLDER}/results.jsonl",
     )
+    # [END howto_operator_together_batch_results]
 
+    # [START howto_operator_together_read_results]
     @task
     def summarize(manifest: dict) -> dict:
         """Read the landed rows back from the store: count them by status and show a few answers."""
@@ -106,5 +113,6 @@ with DAG(
         return {"counts": counts, "result_uri": manifest["result_uri"], "manifest_counts": manifest["counts"]}
 
     summarize(batch_results.output)
+    # [END howto_operator_together_read_results]
 
     submit_batch >> wait_for_batch >> batch_results

@@ -49,6 +49,7 @@ with DAG(
 
     submit_batch = SubmitBatchOperator(task_id="submit_batch", input_file_path=make_input())
 
+    # [START howto_sensor_together_batch_completion_failures]
     wait_strict = BatchCompletionSensor(
         task_id="wait_strict",
         batch_id=submit_batch.output,
@@ -62,7 +63,9 @@ with DAG(
         poll_interval=POLL_INTERVAL,
         soft_fail=True,
     )
+    # [END howto_sensor_together_batch_completion_failures]
 
+    # [START howto_sensor_together_partial_results]
     # One XCom for the dict: pushed key by key (what a dict return means), Airflow 3.0 refuses None values.
     @task(trigger_rule="all_done", multiple_outputs=False)
     def report_partial_results(**context) -> dict:
@@ -76,6 +79,8 @@ with DAG(
             f"error file {found['error_file_id']}"
         )
         return found
+
+    # [END howto_sensor_together_partial_results]
 
     @task(trigger_rule="one_failed", retries=0)
     def fail_run_if_batch_failed() -> None:

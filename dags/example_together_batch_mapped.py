@@ -44,7 +44,7 @@ with DAG(
     tags=["together", "example"],
     doc_md=__doc__,
 ) as dag:
-
+    # [START howto_operator_together_submit_mapped]
     @task
     def list_input_files() -> list[str]:
         """The files to submit, one batch each; listed when the run starts, not when the DAG is parsed."""
@@ -53,16 +53,21 @@ with DAG(
     submit_batch = SubmitBatchOperator.partial(
         task_id="submit_batch", endpoint="/v1/chat/completions"
     ).expand(input_file_path=list_input_files())
+    # [END howto_operator_together_submit_mapped]
 
+    # [START howto_sensor_together_batch_completion_mapped]
     wait_for_batch = BatchCompletionSensor.partial(
         task_id="wait_for_batch", poll_interval=POLL_INTERVAL
     ).expand(batch_id=submit_batch.output)
+    # [END howto_sensor_together_batch_completion_mapped]
 
+    # [START howto_operator_together_download]
     download_output = DownloadBatchFileOperator.partial(
         task_id="download_output",
         path=OUTPUT_DIR
         + "/{{ dag_run.run_id | replace(':', '_') | replace('+', '_') }}/output-{{ ti.map_index }}.jsonl",
     ).expand(file_id=wait_for_batch.output.map(lambda result: result["output_file_id"]))
+    # [END howto_operator_together_download]
 
     @task
     def summarize(output_paths: list[str]) -> dict:

@@ -32,6 +32,7 @@ POLL_INTERVAL = float(os.environ.get("TOGETHER_EXAMPLE_POLL_INTERVAL", "60"))
 if WATCHERS_SUPPORTED:
     from airflow.sdk import Asset, AssetWatcher
 
+    # [START howto_trigger_together_batch_finished]
     batches_finished = Asset(
         "together://batches/finished",
         watchers=[
@@ -46,6 +47,7 @@ if WATCHERS_SUPPORTED:
             )
         ],
     )
+    # [END howto_trigger_together_batch_finished]
 
     with DAG(
         dag_id="example_together_batch_watcher",
@@ -56,7 +58,7 @@ if WATCHERS_SUPPORTED:
         tags=["together", "example"],
         doc_md=__doc__,
     ) as dag:
-
+        # [START howto_trigger_together_batch_finished_consumer]
         @task
         def report_batch(triggering_asset_events: Any = None) -> list[str | None]:
             """Each finished batch of this run, and where its answers are."""
@@ -69,5 +71,7 @@ if WATCHERS_SUPPORTED:
                 )
                 outputs.append(batch["output_file_id"])
             return outputs
+
+        # [END howto_trigger_together_batch_finished_consumer]
 
         report_batch()

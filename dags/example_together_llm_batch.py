@@ -55,7 +55,7 @@ if COMMON_AI:
         tags=["together", "example", "common-ai"],
         doc_md=__doc__,
     ) as dag:
-
+        # [START howto_decorator_together_llm_batch]
         @task.llm_batch(
             llm_conn_id="together_default",
             model_id=f"together:{MODEL}",
@@ -68,6 +68,8 @@ if COMMON_AI:
         )
         def classify_reviews(reviews: list[str]) -> list[str]:
             return reviews
+
+        # [END howto_decorator_together_llm_batch]
 
         @task
         def tally(manifest: dict) -> dict:

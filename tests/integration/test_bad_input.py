@@ -1,6 +1,6 @@
 """Bad input refused clearly: one row per case, the exact error a user sees, and no retry storm.
 
-The README's troubleshooting table is this table; keep the two in step."""
+The manual's troubleshooting table (docs/troubleshooting.md) is this table; keep the two in step."""
 
 from __future__ import annotations
 

@@ -91,7 +91,7 @@ def test_a_shorter_configured_connect_timeout_is_kept(emu, monkeypatch, sends):
 
 
 def test_cli_needs_test_connection_enabled_and_names_an_unreachable_host(airflow_db):
-    """As the README says: Airflow refuses to test until AIRFLOW__CORE__TEST_CONNECTION=Enabled."""
+    """As docs/connection.md says: Airflow refuses to test until AIRFLOW__CORE__TEST_CONNECTION=Enabled."""
     url = f"http://127.0.0.1:{closed_loopback_port()}"
     env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__CORE__TEST_CONNECTION"}
     env["AIRFLOW_CONN_TOGETHER_CLI_DOWN"] = connection_uri_env(url, max_retries=4)
@@ -114,7 +114,7 @@ def test_an_answer_that_is_not_ok_is_a_refusal(emu, monkeypatch):
 
 def test_one_batch_is_one_batch_and_the_cli_success_line_is_airflows(airflow_db, tmp_path, monkeypatch):
     """A fresh emulator, so the count is known: "1 batch". Airflow's CLI prints the hook's message only
-    on failure; on success it prints its own "Connection success!", as the README says."""
+    on failure; on success it prints its own "Connection success!", as docs/connection.md says."""
     from together_provider.testing.emulator import EmulatorServer
 
     from ..conftest import TEST_KEY

@@ -278,3 +278,21 @@ def test_repair_example_dag(airflow_db, together_conn, monkeypatch, tmp_path):
         task_ids="summarize"
     )
     assert summary == {"succeeded": 3, "errored": 1, "missing": 0, "total": 4}
+
+
+def test_cancel_example_dag(airflow_db, together_conn, emu, task_logs):
+    """The manual's GetBatchOperator and CancelBatchOperator example: the batch is looked up while it
+    validates (the emulator held there) and cancelled."""
+    emu.set_clock(validating_seconds=60)
+    dag = load_dag(airflow_db, "example_together_batch_cancel.py", "example_together_batch_cancel")
+    dag_run = dag.test()
+    assert {ti.task_id: state(ti) for ti in dag_run.get_task_instances()} == {
+        "submit_batch": "success",
+        "get_batch": "success",
+        "cancel_batch": "success",
+        "report": "success",
+    }
+    got = return_value(dag_run, "report")
+    assert got == {"batch_id": got["batch_id"], "seen": "VALIDATING", "after_cancel": "CANCELLED"}
+    assert f"Together batch {got['batch_id']} was VALIDATING when looked up" in task_logs()
+    assert len(emu.requests_log(method="POST", path=f"/v1/batches/{got['batch_id']}/cancel")) == 1

@@ -41,7 +41,7 @@ TRIGGER_STARTS = "[DAG TEST] running trigger in line"
 # Airflow 3.0's in-process runner (`airflow dags test`) logs at debug level every request it relays to
 # its supervisor, and Airflow's own connection lookup registers the password with the secrets masker
 # through one, so that line shows the value it asks to mask (3.1 no longer does). The line is Airflow's,
-# written whether or not this provider is installed; README.md says so.
+# written whether or not this provider is installed; docs/compatibility.md says so.
 AIRFLOW_30_MASK_RELAY = re.compile(r"\[debug\s*\] Sending request\s+msg=MaskSecret\(value=")
 
 
@@ -202,7 +202,7 @@ def assert_example_dag_succeeded(code: int, out: str, tmp_path: Path) -> None:
 
 
 def test_airflow_dags_test_waits_with_a_connection_added_by_the_cli(cli_env, emu, tmp_path):
-    """The README's first way: ``airflow connections add``, then ``airflow dags test``."""
+    """The first way docs/connection.md gives: ``airflow connections add``, then ``airflow dags test``."""
     code, out = airflow(
         cli_env,
         "connections",

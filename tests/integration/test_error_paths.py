@@ -1,7 +1,7 @@
 """Every error against every task path, as users meet them: one ``dag.test()`` run per error of the DAG
 in tests/dag_files/together_error_paths.py, whose tasks have ``retries=2``. What no retry can fix fails
-on try 1 with the words of the README's troubleshooting table; what waiting may fix (429 and 503 past
-the client's retries) fails only after the task's own retries, on try 3."""
+on try 1 with the words of the manual's troubleshooting table (docs/troubleshooting.md); what waiting
+may fix (429 and 503 past the client's retries) fails only after the task's own retries, on try 3."""
 
 from __future__ import annotations
 

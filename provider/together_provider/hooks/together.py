@@ -129,9 +129,11 @@ class TogetherHook(HttpHook):
         )
 
     def get_batch(self, batch_id: str) -> BatchJob:
+        """The batch as Together has it now."""
         return self._run(api.get_batch(batch_id))
 
     def list_batches(self) -> list[BatchJob]:
+        """Every batch of the account (Together's list is not paginated)."""
         return self._run(api.list_batches())
 
     def create_batch(
@@ -165,12 +167,15 @@ class TogetherHook(HttpHook):
         return outcome.batch
 
     def get_file(self, file_id: str) -> TogetherFile:
+        """A file's metadata (name, size, purpose), not its content: see :meth:`download_file`."""
         return self._run(api.get_file(file_id))
 
     def list_files(self) -> list[TogetherFile]:
+        """Every file of the account."""
         return self._run(api.list_files())
 
     def delete_file(self, file_id: str) -> bool:
+        """Delete a file from Together; True when Together says it was deleted."""
         return self._run(api.delete_file(file_id))
 
     def upload_file(
@@ -324,12 +329,15 @@ class TogetherHook(HttpHook):
         return await self._async.get_batch(batch_id, max_age=max_age)
 
     async def alist_batches(self) -> list[BatchJob]:
+        """:meth:`list_batches` for async code, on the event loop's shared session."""
         return await self._async.list_batches()
 
     async def acancel_batch(self, batch_id: str) -> BatchJob:
+        """:meth:`cancel_batch` for async code, on the event loop's shared session."""
         return await self._async.cancel_batch(batch_id)
 
     async def aget_file(self, file_id: str) -> TogetherFile:
+        """:meth:`get_file` for async code, on the event loop's shared session."""
         return await self._async.get_file(file_id)
 
     async def aclose(self) -> None:

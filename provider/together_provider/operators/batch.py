@@ -108,13 +108,9 @@ class CancelBatchOperator(_OneBatchOperator):
 
 class DownloadBatchFileOperator(TogetherTask):
     """Stream a Together file (a batch's output or error file) to a local path or object storage and
-    return where it landed.
-
-    The file is written under a temporary name, checked against the announced length and moved into
-    place, so ``path`` never holds a partial download (see :func:`together_provider.tasks.storage.download`).
-    A local ``path`` that is a symlink is replaced by the downloaded file: the file it pointed at is never
-    touched, and nothing is written outside ``path``'s folder. The file gets the mode a plain
-    ``open(path, "w")`` would give under the worker's umask.
+    return where it landed. The file is written under a temporary name, checked against the announced
+    length and moved into place, so ``path`` never holds a partial download. How-to guide:
+    :doc:`/operators/download_batch_file`.
 
     :param file_id: the file to fetch (templated), e.g.
         ``"{{ ti.xcom_pull('wait_for_batch', key='output_file_id') }}"``.
@@ -158,15 +154,17 @@ class DownloadBatchFileOperator(TogetherTask):
 
 class SubmitBatchOperator(TogetherTask):
     """Submit a batch: validate and upload a JSONL input file (or reuse an uploaded one), create the
-    batch, and return its id. ``batch_id`` is pushed to XCom before any wait.
+    batch, and return its id. ``batch_id`` is pushed to XCom before any wait. A retry, a clear or a
+    worker crash re-attaches to the batch an earlier try created instead of submitting it again.
 
-    With ``wait_for_completion=True`` the task then waits like :class:`BatchCompletionSensor`, with
-    the same outcomes and XComs (deferred to the triggerer unless ``deferrable=False``).
+    With ``wait_for_completion=True`` the task then waits like
+    :class:`~together_provider.sensors.batch.BatchCompletionSensor`, with the
+    same outcomes and XComs; with ``split=True`` it submits an input past the API's limits as several
+    batches and returns their ids. How-to guide: :doc:`/operators/submit_batch`.
 
     :param input_file_path: the JSONL file to validate and upload (templated): a local path, a URL
         Airflow's ``ObjectStoragePath`` understands (``file:///...``, ``s3://conn_id@bucket/key``) or an
-        ``ObjectStoragePath``. An object in a store is streamed from it twice (validated and hashed, then
-        uploaded), never copied to local disk. Give this or ``input_file_id``.
+        ``ObjectStoragePath``. Give this or ``input_file_id``.
     :param input_file_id: an already uploaded Together file to use instead (templated).
     :param endpoint: the API the requests target; ``/v1/chat/completions`` by default.
     :param completion_window: passed to Together, which currently ignores it (the window is 24 h).
@@ -178,21 +176,18 @@ class SubmitBatchOperator(TogetherTask):
     :param poll_interval: seconds between status checks while waiting.
     :param timeout: seconds to wait in all (default: the sensor default, at least 72 h).
     :param fail_on_request_errors: fail when a completed batch has an error file.
+    :param max_consecutive_failures: while waiting, polls in a row that may fail on transient errors
+        (after the client's own retries) before the task fails.
     :param force_new: always create a new batch, even when an earlier try of this task instance
         already submitted one (by default a retry, a clear or a worker crash reuses that batch).
     :param adaptive_polling: while deferred, poll sooner when the batch's progress rate says it is
         about to finish and later when far from it (between 1/4 and 2x ``poll_interval``).
     :param cancel_on_kill: cancel the batch when the task is killed or marked failed, also while its
         wait is deferred (this operator owns the batch it created).
-    :param split: take an input past the Batch API's per-file limits (50,000 requests, 100 MB): it is
-        validated as a whole (a ``custom_id`` repeated in any two parts is an error, before anything is
-        uploaded) and cut, in one streamed read, into parts under ``max_requests_per_batch`` and
-        ``max_bytes_per_batch``, each uploaded from its byte range of the input (no copy) and created
-        as a batch of its own. The task then returns the list of batch ids in input order (also the
-        XCom ``batch_ids``) instead of one id; wait on it with
-        ``BatchCompletionSensor(batch_id=submit.output)``. A retry re-attaches to the parts an earlier
-        try created and creates only the rest. Needs ``input_file_path``; not with
-        ``wait_for_completion``.
+    :param split: take an input past the Batch API's per-file limits (50,000 requests, 100 MB): validate
+        it as a whole, cut it into parts under ``max_requests_per_batch`` and ``max_bytes_per_batch`` and
+        create a batch for each; the task then returns the list of batch ids in input order (also the
+        XCom ``batch_ids``). Needs ``input_file_path``; not with ``wait_for_completion``.
     :param max_requests_per_batch: with ``split``, at most this many requests per part (1 to 50,000,
         the default).
     :param max_bytes_per_batch: with ``split``, at most this many bytes per part (1 to 100 MB, the

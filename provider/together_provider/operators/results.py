@@ -30,50 +30,23 @@ class BatchResultsOperator(TogetherTask):
     """Land a finished batch's results at ``result_path`` as one JSONL row per request, and return a
     small manifest.
 
-    Each row is ``{"custom_id", "status", "response", "error", "usage", "model"}``: ``status`` is
-    ``succeeded`` (``response`` holds the answer's body, e.g. a ``chat.completion``), ``errored``
-    (``error`` holds Together's ``{"message", "code"}``; an answer with a non-2xx ``status_code`` gives
-    ``{"message", "code", "body"}``) or ``missing`` (in the input file, answered in neither the output nor
-    the error file; ``model`` comes from the input line). ``usage`` is the answer's
-    ``{"prompt_tokens", "completion_tokens", "total_tokens"}`` or None. Rows follow the output file, then
-    the error file, then the input file's order. FAILED, EXPIRED and CANCELLED batches land their partial
-    results, the rest counted missing.
-
-    The rows are streamed (memory holds one line and the set of custom ids seen) and the file appears at
-    ``result_path`` only when whole (see :func:`together_provider.tasks.storage.atomic_writer`). A local
-    ``result_path`` that is a symlink is replaced, never followed; the file gets the mode a plain
-    ``open(path, "w")`` would give under the worker's umask.
-
-    The return value (XCom ``return_value``) is the manifest: ``{"schema_version": 1, "batch_id",
-    "status", "result_uri", "counts": {"succeeded", "errored", "missing", "total"}, "usage":
-    {"prompt_tokens", "completion_tokens", "total_tokens"}, "output_file_id", "error_file_id"}``. The
-    same manifest is pushed under XCom key ``manifest`` as soon as the rows have landed, also when the
-    checks below then fail the task, so a downstream task with ``trigger_rule="all_done"`` can read it.
-
-    After landing, the task fails at once (no retry: the batch is final) when ``fail_on_request_errors``
-    is set and any request errored or is missing, or when the share that succeeded is below
-    ``min_success_ratio``; the rows stay landed. A batch that has not finished fails at once too.
-
-    On success, each asset among ``outlets`` gets an event whose ``extra`` holds ``batch_id``,
-    ``status``, ``output_file_id``, ``error_file_id``, ``result_uri`` and ``counts``.
-
-    ``batch_id`` may be a list of batches (e.g. the parts of ``SubmitBatchOperator(split=True)``, or a
-    string that reads as a list, as for the sensor): their rows land as one set at ``result_path``, part
-    after part, with one manifest across them: counts and usage summed, ``"schema_version": 2`` with the
-    lists ``batch_ids``, ``statuses``, ``output_file_ids``, ``error_file_ids`` (in the order given) and
-    ``batch_id``, ``output_file_id``, ``error_file_id`` None; ``status`` is COMPLETED only if every part
-    is, else the worst (FAILED, then EXPIRED, then CANCELLED). A custom id already landed from an earlier
-    part is logged and counted once. Every part must have finished before anything is written. The
-    asset event's ``extra`` then carries the lists, ``status``, ``result_uri`` and ``counts``.
+    Each row is ``{"custom_id", "status", "response", "error", "usage", "model"}``, ``status`` being
+    ``succeeded``, ``errored`` or ``missing``. The manifest (the return value, also pushed under XCom key
+    ``manifest``) holds the counts, the summed token usage and ``result_uri``. The rows are streamed and
+    appear at ``result_path`` only when whole. ``batch_id`` may be a list of batches, whose rows land as
+    one set with one manifest; ``retry_failed_requests`` sends failed requests again (:doc:`/repair`).
+    How-to guide: :doc:`/operators/batch_results`.
 
     :param batch_id: the batch whose results to land (templated), or a list of them.
     :param result_path: where to write the rows (templated): a local path, a URL Airflow's
         ``ObjectStoragePath`` understands (``file:///...``, ``s3://conn_id@bucket/key.jsonl``) or an
         ``ObjectStoragePath``.
-    :param fail_on_request_errors: fail when any request errored or is missing.
-    :param min_success_ratio: fail when succeeded / total is below this (0 < ratio <= 1); None: no minimum.
+    :param fail_on_request_errors: after landing, fail (without retries) when any request errored or is
+        missing.
+    :param min_success_ratio: after landing, fail (without retries) when succeeded / total is below this
+        (0 < ratio <= 1); None: no minimum.
     :param retry_failed_requests: after landing, send the requests that are missing or errored with an
-        error a retry can fix (``client/repair.py`` says which) again as a new batch, wait, merge, up to
+        error a retry can fix (:doc:`/repair` says which) again as a new batch, wait, merge, up to
         this many rounds (0, the default: no repair). Each row then names its ``round`` and ``batch_id``
         and the manifest gains ``rounds``; the checks above apply to the merged rows.
     :param deferrable: wait for a repair round in the triggerer, holding no worker slot (default True,

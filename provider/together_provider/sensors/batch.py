@@ -27,56 +27,39 @@ if TYPE_CHECKING:
 
 
 class BatchCompletionSensor(BaseSensorOperator):
-    """Wait until a Together batch finishes; push its file ids to XCom, or fail loudly.
+    """Wait until a Together batch, or each of a list of batches, finishes; push the file ids to XCom, or
+    fail loudly.
 
-    On ``COMPLETED`` the XCom keys ``batch_id``, ``status``, ``output_file_id`` and ``error_file_id``
-    (None when absent) are pushed and the same dict is returned. ``FAILED``, ``EXPIRED`` and
-    ``CANCELLED`` fail the task without retries (the batch is final), naming the batch, its status and
-    Together's error text, and so does whatever no retry can fix (an unknown batch, a wrong key, an
-    empty ``batch_id``); with ``soft_fail=True`` the task is skipped instead, with the same words.
+    Checks once on the worker, then defers to the triggerer (or pokes). On ``COMPLETED`` it pushes
+    ``batch_id``, ``status``, ``output_file_id`` and ``error_file_id`` and returns them as a dict (for a
+    list: ``batch_ids``, ``statuses``, ``output_file_ids`` and ``error_file_ids``). ``FAILED``, ``EXPIRED``
+    and ``CANCELLED`` fail the task without retries, naming the batch and Together's reason;
+    ``soft_fail=True`` skips it instead. How-to guide: :doc:`/operators/batch_completion_sensor`.
 
-    The sensor checks once before deferring, so an already finished batch never defers.
-
-    ``batch_id`` may be a list of ids (e.g. what ``SubmitBatchOperator(split=True)`` returns), or a
-    string that reads as one (a JSON list, or the Python list Jinja renders an XCom list as): then one
-    trigger polls them all. The wait succeeds when every batch is COMPLETED and fails without retries
-    as soon as one ends FAILED, EXPIRED or CANCELLED, naming it. The XCom keys are then ``batch_ids``,
-    ``statuses``, ``output_file_ids`` and ``error_file_ids``, lists in the order given, and the same dict
-    is returned. With one id as a string everything is as described above.
-
-    :param batch_id: the batch to wait for (templated), e.g. ``"{{ ti.xcom_pull('submit') }}"``, or a
-        list of batches to wait for in one task.
+    :param batch_id: the batch to wait for (templated), e.g. ``"{{ ti.xcom_pull('submit') }}"``, or a list
+        of batches (or a string that reads as one) to wait for in one task.
     :param together_conn_id: the Airflow connection with the Together API key.
     :param poll_interval: seconds between status checks; Together suggests 30-60.
-    :param deferrable: wait in the triggerer (no worker slot held). With False, the sensor pokes in
-        ``mode="poke"`` or ``mode="reschedule"`` with the same outcomes. Defaults to Airflow's
-        ``[operators] default_deferrable``, and to True where that is not set.
+    :param deferrable: wait in the triggerer (no worker slot held); with False, poke in ``mode="poke"`` or
+        ``mode="reschedule"``. Defaults to Airflow's ``[operators] default_deferrable``, and to True where
+        that is not set.
     :param fail_on_request_errors: fail the task when a completed batch has an error file (some of its
         requests failed). By default that only logs a warning.
-    :param max_consecutive_failures: polls in a row that may fail on transient errors (after the
-        client's own retries) before the wait gives up and the task fails (its retries then apply).
-        In ``mode="reschedule"`` each poke starts afresh, so there one such poll fails the try.
-    :param adaptive_polling: while deferred, poll sooner when the batch's progress rate says it is
-        about to finish and later when far from it (between 1/4 and 2x ``poll_interval``).
-    :param cancel_on_kill: cancel the batch when this task is killed or marked failed, also while
-        deferred. Off by default: a sensor usually waits on a batch it does not own. A list wait cancels
-        every batch of the list.
+    :param max_consecutive_failures: polls in a row that may fail on transient errors (after the client's
+        own retries) before the task fails (its retries then apply); in ``mode="reschedule"``, one.
+    :param adaptive_polling: while deferred, poll sooner when the batch's progress rate says it is about
+        to finish and later when far from it (between 1/4 and 2x ``poll_interval``).
+    :param cancel_on_kill: cancel the batch (every batch of a list) when this task is killed or marked
+        failed, also while deferred. Off by default: a sensor usually waits on a batch it does not own.
     :param cancel_rest_on_failure: a list wait only: once one batch ends FAILED, EXPIRED or CANCELLED,
         cancel the others still running. Off by default, for the same reason.
-    :param start_from_trigger: start the wait in the triggerer: the scheduler defers the task at once,
-        with no worker run before it (Airflow 2.10+; off by default). Its limits: ``batch_id`` must be
-        one id or a Jinja template string (no XComArg, no list), and templates are rendered by the
-        triggerer only from Airflow 3.3 on (before, a templated sensor warns and starts on a worker as
-        usual); there is no check before deferring, so a finished batch is still seen by the trigger
-        and the batch-link XCom is not pushed; the timeout is Airflow's trigger timeout, counted from
-        when the scheduler deferred the task; mapped tasks always start on a worker (Airflow does not
-        start mapped tasks in the triggerer). ``execute_complete`` still runs on a worker, unless:
-    :param end_from_trigger: with ``start_from_trigger=True``, a batch that COMPLETED ends the task in
-        the triggerer with the same XComs and return value, so no worker runs at all (Airflow 2.10+);
-        every other outcome resumes on a worker as usual. Not with ``outlets`` (Airflow emits no asset
-        event for a task the triggerer ends). Off by default.
-    :param timeout: how long to wait in all, in seconds. Defaults to Airflow's sensor default but
-        never less than 72 hours, since Together batches can run past their 24 h window.
+    :param start_from_trigger: start the wait in the triggerer, with no worker run before it (Airflow
+        2.10+; off by default). ``batch_id`` must then be one id or a Jinja template string; the other
+        limits are in the how-to guide.
+    :param end_from_trigger: with ``start_from_trigger=True``, a COMPLETED batch ends the task in the
+        triggerer with the same XComs, so no worker runs at all; not with ``outlets``. Off by default.
+    :param timeout: how long to wait in all, in seconds. Defaults to Airflow's sensor default but never
+        less than 72 hours, since Together batches can run past their 24 h window.
     """
 
     template_fields: Sequence[str] = ("batch_id", "together_conn_id")
