@@ -105,7 +105,7 @@ def test_a_mixed_batch_lands_one_exact_row_per_request(together_conn, tmp_path):
         "error_file_id": batch.error_file_id,
     }
     assert ti.xcoms["manifest"] == manifest
-    assert ti.xcoms["batch_url"].endswith(batch.id)
+    assert "batch_url" not in ti.xcoms, "no link to Together's console for a batch of the emulator"
     assert [p.name for p in target.parent.iterdir()] == ["results.jsonl"], "no temporary file left"
 
 

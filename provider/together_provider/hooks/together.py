@@ -50,7 +50,8 @@ class TogetherHook(HttpHook):
     The host defaults to ``https://api.together.ai``; ``https://api.together.xyz`` and either with
     ``/v1`` work too. Extras: ``timeout`` (read timeout, seconds, default 60), ``connect_timeout``
     (default 10), ``max_retries`` (retries after the first attempt, default 4) and ``console_url``
-    (the batch page pattern for the extra link, with ``{batch_id}``), ``max_requests_per_second``
+    (the batch page pattern for the extra link, with ``{batch_id}``; unset, a connection to Together's
+    own API links to Together's console and any other host has no link), ``max_requests_per_second``
     (what all async waits on this connection in one triggerer may spend together, default 25),
     ``total_timeout`` (seconds one attempt of an API call may take in all, however slowly the answer
     arrives; default 120, or connect plus read timeout when more) and ``max_response_mb`` (the most an

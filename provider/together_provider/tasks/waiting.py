@@ -50,7 +50,10 @@ def default_deferrable(value: bool | None) -> bool:
 
 
 def push_batch_url(context: Any, hook: Any, batch_id: str) -> None:
-    url = batch_url(hook.settings.console_url, batch_id)
+    """Push the batch's page for the task's link, only where the connection has one: a link built for
+    another host (an emulator, a proxy) would open a page that is not this batch's."""
+    pattern = hook.settings.batch_page_pattern
+    url = batch_url(pattern, batch_id) if pattern else ""
     if url:
         context["ti"].xcom_push(key=XCOM_BATCH_URL, value=url)
 
