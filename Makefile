@@ -7,7 +7,7 @@ E2E_STAMP := $(VENV)/.installed-e2e
 # Airflow versions for make test-matrix, each tested in its own venv under .venv-matrix/.
 LEGS ?= 2.11 3.3
 
-.PHONY: help venv demo test unit lint e2e test-matrix test-matrix-compat test-matrix-full bench clean
+.PHONY: help venv demo test unit lint e2e test-matrix test-matrix-compat test-matrix-full bench screenshots clean
 
 help:
 	@echo "make demo   run the example DAG end to end against the bundled emulator (or the real API)"
@@ -18,6 +18,7 @@ help:
 	@echo "make test-matrix-full  the tests on Airflow 2.11, 3.0, 3.1, 3.2, 3.3, and 2.11 and 3.3 on Python 3.12"
 	@echo "make e2e    real Airflow (Postgres, Celery, two triggerers) against the emulator: the scenarios table"
 	@echo "make bench  the performance measurements of issue 6: one table, and out/bench/results.json (~25 min)"
+	@echo "make screenshots  retake docs/images/*.png in a real airflow api-server with headless Chromium (not in CI)"
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +34,10 @@ $(E2E_STAMP): $(STAMP) setup.cfg
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
+
+# Not in CI: it needs Chromium (the script says how to install it) and a real api-server.
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check provider tests dags scripts benchmarks

@@ -48,6 +48,13 @@ RESULTS_URL = os.environ.get(
 ).rstrip("/")
 # Run ids hold ':' and '+', which some stores and URL parsers treat specially.
 RUN_FOLDER = "{{ dag_run.run_id | replace(':', '_') | replace('+', '_') }}"
+# How many answers (and failed requests) summarize prints.
+SHOWN = 3
+
+
+def _how_many_shown(total: int) -> str:
+    return f"the first {SHOWN} of {total}" if total > SHOWN else f"all {total}"
+
 
 with DAG(
     dag_id="example_together_batch",
@@ -106,9 +113,14 @@ with DAG(
             f"{counts['missing']} missing, {tokens} tokens; read {counts['total']} rows from "
             f"{manifest['result_uri']}"
         )
-        for custom_id, message in sorted(answers)[:3]:
+        # A few of each, saying how many of how many: the line above counts every row read.
+        if answers:
+            print(f"Together batch answers, {_how_many_shown(len(answers))}:")
+        for custom_id, message in sorted(answers)[:SHOWN]:
             print(f"  {custom_id}: {message}")
-        for custom_id, status, message in sorted(failures)[:3]:
+        if failures:
+            print(f"Together batch failed requests, {_how_many_shown(len(failures))}:")
+        for custom_id, status, message in sorted(failures)[:SHOWN]:
             print(f"  failed {custom_id} ({status}): {message}")
         return {"counts": counts, "result_uri": manifest["result_uri"], "manifest_counts": manifest["counts"]}
 

@@ -100,7 +100,8 @@ def main() -> int:
         ]
         print("\nWhat the pipeline produced:")
         for line in produced:
-            print("  " + _message(line))
+            # The summary's own lines under its headers keep their indent.
+            print("  " + (line if line.startswith("  ") else _message(line)))
         landed = sorted((work / "results").glob("*/results.jsonl"))
         if landed:
             print(f"\nResults: {landed[0]} ({len(landed[0].read_text().splitlines())} rows, one per request)")

@@ -97,7 +97,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "Batch page URL pattern",
         "string",
         f"The task's 'Together batch' link, with {{batch_id}} where the batch id goes. Empty: "
-        f"{DEFAULT_CONSOLE_URL}.",
+        f"{DEFAULT_CONSOLE_URL} when the base URL is Together's API, else no link.",
         None,
     ),
 }

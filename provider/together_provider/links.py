@@ -11,7 +11,10 @@ XCOM_BATCH_URL = "batch_url"
 
 class TogetherBatchLink(BaseOperatorLink):
     """Opens the batch in Together's console. The URL is built on the worker (where the connection and
-    its ``console_url`` pattern are at hand) and kept in XCom, so the web server needs no API access."""
+    its ``console_url`` pattern are at hand) and kept in XCom, so the web server needs no API access.
+
+    Empty (Airflow shows no link) when the connection has no page for its batches: its base URL is not
+    Together's API and it sets no ``console_url``, as for the bundled emulator."""
 
     name = "Together batch"
 

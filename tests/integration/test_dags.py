@@ -42,7 +42,7 @@ def test_completed_downstream_gets_file_ids(run_dag, mode):
     assert got["status"] == "COMPLETED" and got["output_file_id"] and got["error_file_id"] is None
     assert got["return_value"]["output_file_id"] == got["output_file_id"]
     assert got["batch_id"] == got["return_value"]["batch_id"]
-    assert got["batch_url"] == f"https://api.together.ai/batches/{got['batch_id']}"
+    assert got["batch_url"] is None, "no link to Together's console for a batch of the emulator"
 
 
 def test_bad_input_file_fails_fast_without_upload(run_dag, emu, tmp_path):
@@ -177,7 +177,14 @@ def test_example_dag_end_to_end(airflow_db, together_conn, monkeypatch, tmp_path
     assert summary["counts"] == six and summary["result_uri"] == manifest["result_uri"]
     out = task_logs()
     assert "Together batch results: 6 answers, 0 failed requests, 0 missing" in out
-    assert "question-1: Emulated answer to: What is the capital of France?" in out
+    # Three of the six answers are printed, and the log says they are three of six.
+    assert (
+        "Together batch answers, the first 3 of 6: question-1: Emulated answer to: What is the capital" in out
+    )
+    assert "question-3: " in out and "question-4: " not in out
+    assert "Together batch failed requests" not in out
+    # batch_results merges temporary copies of the batch's files: the log names only where rows landed.
+    assert "Downloaded Together file" not in out and "together-results-" not in out
 
 
 def test_example_dag_lands_results_in_s3(airflow_db, together_conn, monkeypatch, tmp_path, task_logs):
@@ -208,7 +215,7 @@ def test_example_dag_lands_results_in_s3(airflow_db, together_conn, monkeypatch,
     assert f"read 6 rows from s3://example_s3@example/{key}" in task_logs()
 
 
-def test_example_dag_counts_what_it_reads(airflow_db, together_conn, monkeypatch, tmp_path):
+def test_example_dag_counts_what_it_reads(airflow_db, together_conn, monkeypatch, tmp_path, capsys):
     """summarize counts the rows it reads: rows the store holds that the manifest does not count show."""
     monkeypatch.setenv("TOGETHER_EXAMPLE_POLL_INTERVAL", "0.2")
     monkeypatch.setenv("TOGETHER_EXAMPLE_RESULTS_URL", tmp_path.as_uri())
@@ -221,6 +228,9 @@ def test_example_dag_counts_what_it_reads(airflow_db, together_conn, monkeypatch
     manifest = {"result_uri": landed.as_uri(), "counts": {}, "usage": None}
     summary = summarize.python_callable(manifest)
     assert summary["counts"] == {"succeeded": 0, "errored": 0, "missing": 1, "total": 1}
+    printed = capsys.readouterr().out
+    assert "Together batch failed requests, all 1:\n  failed x (missing): None\n" in printed
+    assert "Together batch answers" not in printed
 
 
 def test_mapped_example_dag_end_to_end(airflow_db, together_conn, emu, monkeypatch, tmp_path, task_logs):

@@ -1,4 +1,6 @@
-"""The "Together batch" link: the URL a submit pushed, and no error line for a task that pushed none."""
+"""The "Together batch" link: the URL a submit pushed, only where the connection has a page for its
+batches (its ``console_url``; Together's console for Together's API), none for the emulator, and no
+error line for a task that pushed none."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ import pytest
 from together_provider._compat import AIRFLOW_V_3_0_PLUS
 from together_provider.links import TogetherBatchLink
 
-from ..conftest import load_dag
+from ..conftest import connection_uri_env, load_dag
 from ..helpers import write_requests
 
 LINK = TogetherBatchLink()
+CONSOLE = "https://console.example/batches/{batch_id}"
 
 
 def stored(dag_run, key, map_index=-1):
@@ -52,6 +55,14 @@ def assert_quiet(out):
 
 
 @pytest.fixture
+def console(emu, monkeypatch):
+    """``together_default`` on the emulator, with a page for its batches set in ``console_url``."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TOGETHER_DEFAULT", connection_uri_env(emu.url, max_retries=3, console_url=CONSOLE)
+    )
+
+
+@pytest.fixture
 def run(airflow_db, together_conn, task_logs):
     def run_dag(dag_id, inputs):
         dag_run = load_dag(airflow_db, "together_links.py", dag_id).test(run_conf={"inputs": inputs})
@@ -70,17 +81,30 @@ def test_a_task_that_failed_before_its_batch_has_a_quiet_empty_link(run, tmp_pat
         assert stored(dag_run, LINK.xcom_key) == ""
 
 
-def test_the_link_is_the_pushed_url(run, tmp_path):
+def test_the_link_is_the_pushed_url(run, console, tmp_path):
     dag_run, out = run("together_links", [str(write_requests(tmp_path / "in.jsonl", n=1))])
     assert states(dag_run) == {("submit", -1): "success"}
     url = stored(dag_run, "batch_url")
-    assert url and url.startswith("https://api.together.ai/batches/")
+    batch_id = stored(dag_run, "return_value")
+    assert batch_id and url == CONSOLE.format(batch_id=batch_id)
     if AIRFLOW_V_3_0_PLUS:
         assert stored(dag_run, LINK.xcom_key) == url
     assert_quiet(out)
 
 
-def test_mapped_submits_each_link_their_own_batch(run, tmp_path):
+def test_a_connection_to_the_emulator_has_no_link(run, tmp_path):
+    """Together's console has no page for the emulator's batches: no URL is pushed and the link is empty
+    (Airflow shows none), rather than one to api.together.ai that would open someone else's page."""
+    dag_run, out = run("together_links", [str(write_requests(tmp_path / "in.jsonl", n=1))])
+    assert states(dag_run) == {("submit", -1): "success"}
+    assert stored(dag_run, "return_value")
+    assert stored(dag_run, "batch_url") is None
+    if AIRFLOW_V_3_0_PLUS:
+        assert stored(dag_run, LINK.xcom_key) == ""
+    assert_quiet(out)
+
+
+def test_mapped_submits_each_link_their_own_batch(run, console, tmp_path):
     inputs = [str(write_requests(tmp_path / f"in{i}.jsonl", n=1, model=f"m{i}")) for i in range(2)]
     dag_run, out = run("together_links_mapped", inputs)
     assert set(states(dag_run).values()) == {"success"}

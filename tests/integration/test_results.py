@@ -105,8 +105,24 @@ def test_a_mixed_batch_lands_one_exact_row_per_request(together_conn, tmp_path):
         "error_file_id": batch.error_file_id,
     }
     assert ti.xcoms["manifest"] == manifest
-    assert ti.xcoms["batch_url"].endswith(batch.id)
+    assert "batch_url" not in ti.xcoms, "no link to Together's console for a batch of the emulator"
     assert [p.name for p in target.parent.iterdir()] == ["results.jsonl"], "no temporary file left"
+
+
+def test_the_log_names_where_rows_landed_not_the_temporary_copies(together_conn, tmp_path, task_logs):
+    """The output, error and input files are fetched to temporary copies to be merged: those are no
+    place a user's data lands, so they are not named at info level (the log said "Downloaded Together
+    file ... to /tmp/together-results-.../content.jsonl" for each); the line that says where the rows
+    landed remains."""
+    batch = finished_batch(tmp_path, n=3, extra_lines=MIXED)
+    assert batch.output_file_id and batch.error_file_id
+    target = tmp_path / "rows" / "results.jsonl"
+    task_logs()
+    land(batch.id, str(target))
+    logs = task_logs()
+    assert f"Landed 7 rows of Together batch {batch.id} (COMPLETED) at {target}" in logs
+    assert "Downloaded Together file" not in logs
+    assert "together-results-" not in logs
 
 
 def test_iter_results_yields_the_same_records(together_conn, tmp_path):

@@ -106,13 +106,20 @@ def big_input(path, size):
 # ---- downloads into S3 ----------------------------------------------------------------------------
 
 
-def test_download_into_s3_lands_the_content_and_no_temporary_key(together_conn, emu, s3_server, bucket):
+def test_download_into_s3_lands_the_content_and_no_temporary_key(
+    together_conn, emu, s3_server, bucket, task_logs
+):
     # Over the store writer's part size, so the upload to S3 is a multipart one.
     made = emu.create_synthetic_file(12_000_000)
+    task_logs()
     got = download(made["id"], url(bucket, "results/output.jsonl"))
     assert got == url(bucket, "results/output.jsonl")
     assert s3_server.get(bucket, "results/output.jsonl") == emu.file_path(made["id"]).read_bytes()
     assert s3_server.keys(bucket) == ["results/output.jsonl"]
+    # The log names where the file landed, not the local copy it was staged in on the way.
+    logs = task_logs()
+    assert f"Stored Together file {made['id']} at {got}" in logs
+    assert "Downloaded Together file" not in logs and "together-download-" not in logs
 
 
 def test_download_into_an_s3_object_storage_path(together_conn, emu, s3_server, bucket):

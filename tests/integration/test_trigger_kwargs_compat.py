@@ -70,8 +70,13 @@ def test_0_1_0_kwargs_with_a_passed_deadline_end_in_a_timeout(together_conn):
     assert [e["status"] for e in asyncio.run(events_of(trigger))] == ["TIMEOUT"]
 
 
+# Kwargs added since 0.1.0, each with a default (a 0.1.0 wait has none of them) and stored only when set.
+ADDED_SINCE_0_1_0 = {"waiting_since"}
+
+
 def test_a_wait_on_one_id_still_stores_0_1_0s_classpath_and_kwargs(running_batch):
-    """A list wait defers to its own trigger class; a wait on one id (a string) stores what 0.1.0 did."""
+    """A list wait defers to its own trigger class; a wait on one id (a string) stores what 0.1.0 did,
+    with the same values, plus only kwargs added since with a default."""
     from together_provider._compat import TaskDeferred
     from together_provider.sensors.batch import BatchCompletionSensor
 
@@ -84,4 +89,14 @@ def test_a_wait_on_one_id_still_stores_0_1_0s_classpath_and_kwargs(running_batch
     classpath, kwargs = deferred.value.trigger.serialize()
     assert classpath == CLASSPATH_0_1_0
     assert kwargs["deadline"] is not None
-    assert kwargs | {"deadline": None} == KWARGS_0_1_0 | {"batch_id": running_batch}
+    assert set(kwargs) - set(KWARGS_0_1_0) == ADDED_SINCE_0_1_0
+    old = {name: kwargs[name] for name in KWARGS_0_1_0}
+    assert old | {"deadline": None} == KWARGS_0_1_0 | {"batch_id": running_batch}
+    parameters = inspect.signature(trigger_class().__init__).parameters
+    assert all(parameters[name].default is None for name in ADDED_SINCE_0_1_0)
+
+
+def test_0_1_0_kwargs_serialize_back_to_themselves():
+    """A 0.1.0 wait that a newer triggerer loads and stores again keeps exactly 0.1.0's kwargs."""
+    kwargs = KWARGS_0_1_0 | {"batch_id": "b-0-1-0"}
+    assert trigger_class()(**kwargs).serialize() == (CLASSPATH_0_1_0, kwargs)

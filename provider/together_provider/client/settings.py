@@ -11,7 +11,11 @@ from urllib.parse import urlsplit, urlunsplit
 from together_provider.client.retry import RetryPolicy
 
 DEFAULT_BASE_URL = "https://api.together.ai"
+# Together's docs publish no address for a batch's page in its web console: this one is unverified, so
+# it is used only for a connection to Together itself, and the connection extra console_url replaces it.
 DEFAULT_CONSOLE_URL = "https://api.together.ai/batches/{batch_id}"
+# The hosts of Together's own API, whose batches the default console link can show.
+TOGETHER_HOSTS = frozenset({"api.together.ai", "api.together.xyz"})
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 4
@@ -96,6 +100,15 @@ def base_url_from(
     return normalize_base_url(host or (env or {}).get("TOGETHER_BASE_URL"), schema=schema, port=port)
 
 
+def console_pattern(base_url: str, console_url: str | None) -> str | None:
+    """The pattern of a batch's page (``{batch_id}`` in it) for the task's link, or None when there is
+    nowhere to link: a connection's own ``console_url``, else Together's console for a base URL on
+    Together's API, else none (an emulator, a proxy or another host has no page for the batch there)."""
+    if console_url:
+        return console_url
+    return DEFAULT_CONSOLE_URL if (urlsplit(base_url).hostname or "") in TOGETHER_HOSTS else None
+
+
 def _number(extra: Mapping[str, Any], key: str, default: float, *, minimum: float) -> float:
     value = extra.get(key)
     if value in (None, ""):
@@ -118,7 +131,8 @@ class ConnectionSettings:
     timeout: float = DEFAULT_TIMEOUT
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    console_url: str = DEFAULT_CONSOLE_URL
+    # The connection's own pattern; None when unset (see batch_page_pattern).
+    console_url: str | None = None
     requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND
     max_response_bytes: int = int(DEFAULT_MAX_RESPONSE_MB * 1024 * 1024)
     total_timeout: float = DEFAULT_TOTAL_TIMEOUT
@@ -151,7 +165,7 @@ class ConnectionSettings:
             timeout=timeout,
             connect_timeout=connect_timeout,
             retry=RetryPolicy(max_attempts=retries + 1),
-            console_url=str(extra.get("console_url") or DEFAULT_CONSOLE_URL),
+            console_url=str(extra.get("console_url") or "").strip() or None,
             requests_per_second=_number(
                 extra, "max_requests_per_second", DEFAULT_REQUESTS_PER_SECOND, minimum=MIN_REQUESTS_PER_SECOND
             ),
@@ -180,6 +194,11 @@ class ConnectionSettings:
             connect_timeout=min(self.connect_timeout, connect_timeout),
             retry=replace(self.retry, max_attempts=min(self.retry.max_attempts, max_attempts)),
         )
+
+    @property
+    def batch_page_pattern(self) -> str | None:
+        """The task's "Together batch" link pattern, None when there is none (:func:`console_pattern`)."""
+        return console_pattern(self.base_url, self.console_url)
 
     @property
     def secrets(self) -> tuple[str, ...]:

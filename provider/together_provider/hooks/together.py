@@ -50,7 +50,8 @@ class TogetherHook(HttpHook):
     The host defaults to ``https://api.together.ai``; ``https://api.together.xyz`` and either with
     ``/v1`` work too. Extras: ``timeout`` (read timeout, seconds, default 60), ``connect_timeout``
     (default 10), ``max_retries`` (retries after the first attempt, default 4) and ``console_url``
-    (the batch page pattern for the extra link, with ``{batch_id}``), ``max_requests_per_second``
+    (the batch page pattern for the extra link, with ``{batch_id}``; unset, a connection to Together's
+    own API links to Together's console and any other host has no link), ``max_requests_per_second``
     (what all async waits on this connection in one triggerer may spend together, default 25),
     ``total_timeout`` (seconds one attempt of an API call may take in all, however slowly the answer
     arrives; default 120, or connect plus read timeout when more) and ``max_response_mb`` (the most an
@@ -225,7 +226,9 @@ class TogetherHook(HttpHook):
         self.log.info("Uploaded %s as Together file %s (%s bytes)", local, uploaded.id, uploaded.bytes)
         return uploaded
 
-    def download_file(self, file_id: str, path: str | os.PathLike[str]) -> str:
+    def download_file(
+        self, file_id: str, path: str | os.PathLike[str], *, temporary_copy: bool = False
+    ) -> str:
         """Stream a file's content to ``path``: written to a temporary file beside it, checked against
         Content-Length, then renamed into place, so ``path`` never holds a partial file.
 
@@ -233,11 +236,19 @@ class TogetherHook(HttpHook):
         at is never touched, and nothing is written outside ``path``'s folder. The file gets the mode a
         plain ``open(path, "w")`` would give (see :mod:`together_provider.hooks.local_files`).
 
+        :param temporary_copy: ``path`` is a copy the caller reads and deletes (results merging, a
+            staging copy for object storage): the download is then logged at debug level, as such, so a
+            task log names only the places a user's data lands.
         :return: the absolute path written (``~`` expanded, links not resolved).
         """
         with local_files.replacing(path) as (tmp, dest):
             size = self._run(api.download_file(file_id, tmp))
-        self.log.info("Downloaded Together file %s to %s (%d bytes)", file_id, dest, size)
+        if temporary_copy:
+            self.log.debug(
+                "Fetched Together file %s (%d bytes) to a temporary copy at %s", file_id, size, dest
+            )
+        else:
+            self.log.info("Downloaded Together file %s to %s (%d bytes)", file_id, dest, size)
         return dest
 
     def iter_results(self, batch_id: str | BatchJob) -> Iterator[dict[str, Any]]:
@@ -246,8 +257,9 @@ class TogetherHook(HttpHook):
         file (read by ``input_file_id``) that came back in neither. FAILED, EXPIRED and CANCELLED
         batches give their partial files; with none, every request is missing.
 
-        Each file is downloaded through :meth:`download_file` into a temporary folder and read line by
-        line, one file at a time, so memory holds one line and the set of custom ids seen.
+        Each file is downloaded through :meth:`download_file` into a temporary folder (logged at debug
+        level only) and read line by line, one file at a time, so memory holds one line and the set of
+        custom ids seen.
 
         :param batch_id: the batch's id, or the batch as already fetched (saves a call).
         :raises ValueError: the batch has not finished yet.
@@ -271,7 +283,7 @@ class TogetherHook(HttpHook):
         """A Together file's lines, downloaded (to a temporary folder, removed after the last line) only
         when the first one is asked for: memory holds one line."""
         with tempfile.TemporaryDirectory(prefix="together-results-") as folder:
-            local = self.download_file(file_id, Path(folder) / "content.jsonl")
+            local = self.download_file(file_id, Path(folder) / "content.jsonl", temporary_copy=True)
             with open(local, "rb") as handle:
                 yield from handle
 

@@ -455,7 +455,7 @@ def download(hook: TogetherHook, file_id: str, value: Any, *, field: str = "path
     if isinstance(target, str):
         return hook.download_file(file_id, target)
     with tempfile.TemporaryDirectory(prefix="together-download-") as folder:
-        local = hook.download_file(file_id, Path(folder) / "content")
+        local = hook.download_file(file_id, Path(folder) / "content", temporary_copy=True)
         with open(local, "rb") as source, atomic_writer(target, field=field) as (sink, where):
             shutil.copyfileobj(source, sink, COPY_CHUNK)
     hook.log.info("Stored Together file %s at %s", file_id, hide_passwords(where))

@@ -50,7 +50,10 @@ def default_deferrable(value: bool | None) -> bool:
 
 
 def push_batch_url(context: Any, hook: Any, batch_id: str) -> None:
-    url = batch_url(hook.settings.console_url, batch_id)
+    """Push the batch's page for the task's link, only where the connection has one: a link built for
+    another host (an emulator, a proxy) would open a page that is not this batch's."""
+    pattern = hook.settings.batch_page_pattern
+    url = batch_url(pattern, batch_id) if pattern else ""
     if url:
         context["ti"].xcom_push(key=XCOM_BATCH_URL, value=url)
 
@@ -131,17 +134,20 @@ class BatchWait:
             how_often,
             self.timeout,
         )
+        # The deadline and the "waited" of the trigger's progress lines count from the same moment.
+        now = clock()
         if isinstance(batch_id, list):
             task.defer(
                 trigger=BatchListStatusTrigger(
                     batch_ids=batch_id,
                     together_conn_id=self.together_conn_id,
                     poll_interval=self.poll_interval,
-                    deadline=clock() + self.timeout,
+                    deadline=now + self.timeout,
                     max_consecutive_failures=self.max_consecutive_failures,
                     cancel_on_kill=self.cancel_on_kill,
                     cancel_rest_on_failure=self.cancel_rest_on_failure,
                     adaptive_polling=self.adaptive_polling,
+                    waiting_since=now,
                 ),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout),
@@ -152,10 +158,11 @@ class BatchWait:
                 batch_id=batch_id,
                 together_conn_id=self.together_conn_id,
                 poll_interval=self.poll_interval,
-                deadline=clock() + self.timeout,
+                deadline=now + self.timeout,
                 max_consecutive_failures=self.max_consecutive_failures,
                 cancel_on_kill=self.cancel_on_kill,
                 adaptive_polling=self.adaptive_polling,
+                waiting_since=now,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),

@@ -27,31 +27,33 @@ SHARE_FRACTION = 0.25
 QUIET_LOG_SECONDS = 600.0
 
 
-def _progress_line(batch: BatchJob, tracker: WaitTracker, now: float) -> str:
+def _progress_line(batch: BatchJob, tracker: WaitTracker, now: float, since: float) -> str:
     line = f"Together batch {batch.id}: {batch.raw_status}"
     if batch.progress is not None:
         line += f", {batch.progress:.1f}% done"
-    if tracker.first is not None:
-        line += f", waited {now - tracker.first[0]:.0f} s"
+    # The worker's and the triggerer's clocks may differ a little: never a negative wait.
+    line += f", waited {max(0.0, now - since):.0f} s"
     if tracker.seconds_left is not None:
         line += f", roughly {tracker.seconds_left:.0f} s left"
     return line
 
 
 class _ProgressLog:
-    """The last line one wait logged: an unchanged poll is logged again only after a while."""
+    """The last line one wait logged: an unchanged poll is logged again only after a while. ``since`` is
+    when the task's wait began, which its lines count "waited" from."""
 
-    __slots__ = ("log", "logged", "logged_at")
+    __slots__ = ("log", "logged", "logged_at", "since")
 
-    def __init__(self, log: Any) -> None:
+    def __init__(self, log: Any, since: float) -> None:
         self.log = log
+        self.since = since
         self.logged: tuple[str, float | None] | None = None
         self.logged_at = 0.0
 
     def seen(self, batch: BatchJob, tracker: WaitTracker, now: float) -> None:
         state = (batch.raw_status, batch.progress)
         if state != self.logged or now - self.logged_at >= QUIET_LOG_SECONDS or batch.status.is_terminal:
-            self.log.info(_progress_line(batch, tracker, now))
+            self.log.info(_progress_line(batch, tracker, now, self.since))
             self.logged, self.logged_at = state, now
 
 
@@ -68,6 +70,7 @@ class _BatchWaitTrigger(OffLoopLogging, BaseTrigger):
         max_consecutive_failures: int,
         cancel_on_kill: bool,
         adaptive_polling: bool,
+        waiting_since: float | None,
         clock: Callable[[], float] | None,
         sleep: Callable[[float], Awaitable[Any]] | None,
     ) -> None:
@@ -80,9 +83,10 @@ class _BatchWaitTrigger(OffLoopLogging, BaseTrigger):
         self.max_consecutive_failures = int(max_consecutive_failures)
         self.cancel_on_kill = bool(cancel_on_kill)
         self.adaptive_polling = bool(adaptive_polling)
+        self.waiting_since = None if waiting_since is None else float(waiting_since)
 
     def _wait_kwargs(self) -> dict[str, Any]:
-        return {
+        kwargs: dict[str, Any] = {
             "together_conn_id": self.together_conn_id,
             "poll_interval": self.poll_interval,
             "deadline": self.deadline,
@@ -90,6 +94,16 @@ class _BatchWaitTrigger(OffLoopLogging, BaseTrigger):
             "cancel_on_kill": self.cancel_on_kill,
             "adaptive_polling": self.adaptive_polling,
         }
+        # Only when set: a wait stored without it serializes back to exactly the kwargs it was stored with.
+        if self.waiting_since is not None:
+            kwargs["waiting_since"] = self.waiting_since
+        return kwargs
+
+    def _since(self) -> float:
+        """When the task's wait began, for the "waited" of the progress lines. Kept in the kwargs, so a
+        triggerer restart does not reset it; a wait stored without it (deferred by an older release, or
+        started in the triggerer from the DAG file's kwargs) counts from this run's start instead."""
+        return self._clock() if self.waiting_since is None else self.waiting_since
 
     def _client(self) -> Any:
         # Imported on first use: workers build these triggers only to defer, and need no aiohttp for that.
@@ -152,6 +166,9 @@ class BatchStatusTrigger(_BatchWaitTrigger):
     :param cancel_on_kill: cancel the batch when a user kills the deferred task (marks it failed or
         success, or clears it). Never on a triggerer restart: on Airflow 3.3+ through ``on_kill``; before,
         through ``cleanup`` once the task instance is seen to be no longer deferred.
+    :param waiting_since: Unix time at which the task's wait began (when it deferred); the progress lines
+        say how long the task has waited counted from it. None (a wait stored by 0.1.0, or one started
+        in the triggerer) counts from when this trigger started running.
     :param clock: wall-clock time in seconds (default ``time.time``); not serialized.
     :param sleep: the coroutine function the wait sleeps with (default ``asyncio.sleep``); not serialized.
     """
@@ -166,6 +183,7 @@ class BatchStatusTrigger(_BatchWaitTrigger):
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         cancel_on_kill: bool = False,
         adaptive_polling: bool = True,
+        waiting_since: float | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
     ) -> None:
@@ -177,6 +195,7 @@ class BatchStatusTrigger(_BatchWaitTrigger):
             max_consecutive_failures=max_consecutive_failures,
             cancel_on_kill=cancel_on_kill,
             adaptive_polling=adaptive_polling,
+            waiting_since=waiting_since,
             clock=clock,
             sleep=sleep,
         )
@@ -202,7 +221,7 @@ class BatchStatusTrigger(_BatchWaitTrigger):
             max_consecutive_failures=self.max_consecutive_failures,
             adaptive=self.adaptive_polling,
         )
-        progress = _ProgressLog(self.log)
+        progress = _ProgressLog(self.log, self._since())
         try:
             try:
                 await client.settings()
@@ -270,6 +289,7 @@ class BatchListStatusTrigger(_BatchWaitTrigger):
         cancel_on_kill: bool = False,
         cancel_rest_on_failure: bool = False,
         adaptive_polling: bool = True,
+        waiting_since: float | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
     ) -> None:
@@ -281,6 +301,7 @@ class BatchListStatusTrigger(_BatchWaitTrigger):
             max_consecutive_failures=max_consecutive_failures,
             cancel_on_kill=cancel_on_kill,
             adaptive_polling=adaptive_polling,
+            waiting_since=waiting_since,
             clock=clock,
             sleep=sleep,
         )
@@ -319,7 +340,8 @@ class BatchListStatusTrigger(_BatchWaitTrigger):
         # One small client per batch: each watches its batch in the loop share, so another wait on the
         # same batch shares its answers; all of them use the loop's one session and budget.
         clients = {bid: self._client() for bid in self.batch_ids}
-        progress = {bid: _ProgressLog(self.log) for bid in self.batch_ids}
+        since = self._since()
+        progress = {bid: _ProgressLog(self.log, since) for bid in self.batch_ids}
         try:
             try:
                 await clients[self.batch_ids[0]].settings()
