@@ -84,7 +84,14 @@ def test_the_hook_returns_the_same_form_for_airflow_before_3_2():
 
 def test_the_providers_manager_sees_the_form():
     """On 3.2+ from the provider info, before that through the hook: the same labels either way."""
+    import importlib.util
+
     from airflow.providers_manager import ProvidersManager
+
+    if not AIRFLOW_V_3_2_PLUS and importlib.util.find_spec("flask_appbuilder") is None:
+        # Before 3.2 Airflow reads a hook's form only where flask_appbuilder is installed (2.11 always
+        # has it; 3.0 and 3.1 with the FAB provider): without it, it logs that and shows the plain form.
+        pytest.skip("Airflow before 3.2 without flask_appbuilder collects no hook's form")
 
     behaviour = ProvidersManager().field_behaviours["together"]
     assert behaviour["hidden_fields"] == ["login", "schema", "port"]
