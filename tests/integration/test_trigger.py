@@ -322,7 +322,9 @@ def test_queueing_for_the_pool_is_not_a_connect_timeout(together_conn, emu, monk
     )
     monkeypatch.setenv(
         "AIRFLOW_CONN_TOGETHER_DEFAULT",
-        connection_uri_env(emu.url, connect_timeout=0.1, max_retries=0, max_requests_per_second=10_000),
+        # A connect timeout shorter than a queued call's wait (two rounds), yet far above what a loaded
+        # machine's scheduling adds to a connect on loopback.
+        connection_uri_env(emu.url, connect_timeout=1.0, max_retries=0, max_requests_per_second=10_000),
     )
     calls = loop_share.POOL_LIMIT * 3
 
@@ -335,7 +337,7 @@ def test_queueing_for_the_pool_is_not_a_connect_timeout(together_conn, emu, monk
             for c in clients:
                 await c.close()
 
-    emu.set_clock(latency_ms=300)
+    emu.set_clock(latency_ms=1000)
     try:
         started = time.monotonic()
         files = asyncio.run(scenario())
@@ -343,7 +345,7 @@ def test_queueing_for_the_pool_is_not_a_connect_timeout(together_conn, emu, monk
     finally:
         emu.set_clock(latency_ms=0)
     assert [f.id for f in files] == [file_id] * calls
-    assert waited >= 0.6, "three rounds through the pool at 300 ms each: the later calls did queue"
+    assert waited >= 2.0, "three rounds through the pool at 1 s each: the later calls queued past the timeout"
 
 
 def test_a_wait_reusing_an_answer_near_its_deadline_does_not_spin(make_batch, emu):
