@@ -20,8 +20,9 @@ from typing import Any
 
 DEFAULT_BATCH_DISCOUNT = 0.5
 TOKENS_PER_PRICE = 1_000_000
-# Costs are rounded to a millionth: below that a float's noise shows, and no price is that fine.
-_DIGITS = 6
+# Rounded where a float's noise starts (sums of products of decimal prices): a request can cost a
+# hundred-thousandth of a dollar, so the digits before that must stay.
+_DIGITS = 12
 
 
 def _price(value: Any, where: str) -> float:
