@@ -118,9 +118,10 @@ class ParquetRowWriter:
             self._pa.array(values, type=field.type)
             for values, field in zip(self._columns, self._schema, strict=True)
         ]
+        # Python's copy of the group is dropped before Arrow's is encoded into pages.
+        self._columns = [[] for _ in table.COLUMNS]
         self._writer.write_table(self._pa.Table.from_arrays(arrays, schema=self._schema))
         self.written += self._rows
-        self._columns = [[] for _ in table.COLUMNS]
         self._rows = self._bytes = 0
 
     def close(self) -> None:
