@@ -1,8 +1,8 @@
 """`make bench`: every measurement of issue 6 in one run, one table, one JSON file.
 
     python -m benchmarks.run [--out out/bench] [--bench-python .venv-bench/bin/python]
-                             [--only polling,validation,parse,download,store_input,split_submit,api_calls,
-                                     capacity,real_triggerer]
+                             [--only polling,validation,parse,download,store_input,split_submit,
+                                     results_table,repair_round,api_calls,capacity,real_triggerer]
                              [--quick]
 
 Runs with .venv's python (the provider as users install it); the openai comparisons run with
@@ -32,6 +32,9 @@ SECTIONS = {
     "download": "benchmarks.download",
     "store_input": "benchmarks.store_input",
     "split_submit": "benchmarks.split_submit",
+    # Issue 25: a 500 MB output landed as JSONL and as Parquet; a repair round's input from a 500 MB input.
+    "results_table": "benchmarks.results_table",
+    "repair_round": "benchmarks.repair_round",
     "api_calls": "benchmarks.api_calls",
     "capacity": "benchmarks.triggerer_capacity",
     # The e2e stack's real triggerer (issue 17): minutes of a whole Airflow deployment.

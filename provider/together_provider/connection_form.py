@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from together_provider.client.cost import DEFAULT_BATCH_DISCOUNT
 from together_provider.client.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
@@ -36,18 +37,27 @@ PLACEHOLDERS = {
 
 
 def _field(
-    label: str, kind: str, description: str, default: Any, *, minimum: float | None = None
+    label: str,
+    kind: str,
+    description: str,
+    default: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
 ) -> dict[str, Any]:
     # "null" as well: a field left empty is a setting left at its default, as in the Extra JSON.
     schema: dict[str, Any] = {"type": [kind, "null"], "default": default}
     if minimum is not None:
         schema["minimum"] = minimum
+    if maximum is not None:
+        schema["maximum"] = maximum
     return {"label": label, "description": description, "schema": schema}
 
 
 # The UI fills a field with its default and saves what the field holds, so a default here is a value the
 # connection then stores. total_timeout therefore defaults to empty (a stored one would stop growing with
-# raised per-read timeouts), and console_url too, so that the provider's own default still applies.
+# raised per-read timeouts), and console_url too, so that the provider's own default still applies; so
+# does batch_discount, which follows Together's pricing rather than staying what it was when saved.
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     "timeout": _field(
         "Read timeout (s)",
@@ -99,6 +109,23 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         f"The task's 'Together batch' link, with {{batch_id}} where the batch id goes. Empty: "
         f"{DEFAULT_CONSOLE_URL} when the base URL is Together's API, else no link.",
         None,
+    ),
+    "prices": _field(
+        "Prices per million tokens (cost estimate)",
+        "object",
+        'Per model, what a million input and output tokens cost, e.g. {"meta-llama/Llama-3.3-70B-Instruct-'
+        'Turbo": {"input": 0.88, "output": 0.88}}: BatchResultsOperator estimates the cost from them. '
+        "Empty: no estimate. None is built in, since prices change.",
+        None,
+    ),
+    "batch_discount": _field(
+        "Batch discount (share off the prices)",
+        "number",
+        f"What the Batch API takes off the prices above, 0 to 1 (0 when they are already batch prices). "
+        f"Empty: {DEFAULT_BATCH_DISCOUNT:g}, Together's 'up to 50%' off serverless rates.",
+        None,
+        minimum=0,
+        maximum=1,
     ),
 }
 

@@ -45,9 +45,14 @@ def _report():
     return report()
 
 
+# The table's repair resumes from the trigger like the first: the round is merged into the table landed
+# before the task deferred, read back from result_path.
+TABLE = {"result_format": "parquet", "prices": {"test/model": {"input": 1.0, "output": 2.0}}}
+
 for dag_id, operator, options in (
     ("together_repair_deferred", BatchResultsOperator, {}),
     ("together_repair_crash", CrashAfterRoundCreate, {"deferrable": False}),
+    ("together_repair_table", BatchResultsOperator, TABLE),
 ):
     with DAG(
         dag_id,

@@ -10,6 +10,7 @@ import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_2_PLUS
 
 from together_provider import get_provider_info
+from together_provider.client.cost import Pricing
 from together_provider.client.settings import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RESPONSE_MB,
@@ -28,7 +29,11 @@ EXTRAS = {
     "max_requests_per_second",
     "total_timeout",
     "max_response_mb",
+    "prices",
+    "batch_discount",
 }
+# Read by BatchResultsOperator for its cost estimate (client/cost.py), not by the transport's settings.
+PRICING_EXTRAS = {"prices", "batch_discount"}
 
 
 def together_entry() -> dict:
@@ -63,14 +68,33 @@ def test_every_extra_is_a_typed_field_with_its_real_default():
         # Empty: a stored value would change what an unset extra means (see connection_form.py).
         "total_timeout": None,
         "console_url": None,
+        # Empty: no price is built in, and the discount follows the provider's default.
+        "prices": None,
+        "batch_discount": None,
     }
     assert fields["max_retries"]["schema"]["type"][0] == "integer"
-    # What the form would save, field by field, is what the settings accept (the minimums included).
-    at_minimum = {n: s["schema"]["minimum"] for n, s in fields.items() if "minimum" in s["schema"]}
-    ConnectionSettings.from_parts(host=None, password="k", extra={**defaults, **at_minimum})
-    for name, low in at_minimum.items():
-        with pytest.raises(ValueError, match=name):
-            ConnectionSettings.from_parts(host=None, password="k", extra={name: low - 1})
+    assert fields["prices"]["schema"]["type"][0] == "object"
+    # What the form would save, field by field, is what the settings accept (the bounds included).
+    bounds = {
+        n: (s["schema"].get("minimum"), s["schema"].get("maximum"))
+        for n, s in fields.items()
+        if "minimum" in s["schema"] or "maximum" in s["schema"]
+    }
+
+    def accept(extra):
+        ConnectionSettings.from_parts(host=None, password="k", extra=extra)
+        Pricing.from_extra(extra)
+
+    accept(defaults)
+    for name, (low, high) in bounds.items():
+        accept({name: low} if low is not None else {})
+        accept({name: high} if high is not None else {})
+        for outside in (low - 1 if low is not None else None, high + 1 if high is not None else None):
+            if outside is not None:
+                with pytest.raises(ValueError, match=name):
+                    accept({name: outside})
+    assert {n for n in bounds if n in PRICING_EXTRAS} == {"batch_discount"}
+    Pricing.from_extra({"prices": {"m/x": {"input": 0.88, "output": 0.88}}})
 
 
 def test_the_hook_returns_the_same_form_for_airflow_before_3_2():

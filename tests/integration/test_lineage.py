@@ -85,6 +85,38 @@ def test_submit_then_results_name_every_file_and_the_batch(hook, emu, tmp_path):
     assert facet.status == "COMPLETED"
 
 
+def test_a_table_s_output_carries_its_schema_facet_and_jsonl_none(hook, tmp_path):
+    pytest.importorskip("pyarrow", reason="pyarrow is not installed (the parquet extra brings it)")
+    from together_provider.client.table import COLUMNS
+
+    batch = wait_terminal(
+        hook, hook.create_batch(hook.upload_file(write_requests(tmp_path / "t.jsonl")).id).id
+    )
+    target = tmp_path / "out" / "rows.parquet"
+    store_url = "s3://aws_conn@bucket/rows.parquet"
+    results = BatchResultsOperator(
+        task_id="results", batch_id=batch.id, result_path=str(target), result_format="parquet"
+    )
+    results.execute({"ti": RecordingTI()})
+    lineage = results.get_openlineage_facets_on_complete(None)
+    (output,) = lineage.outputs
+    assert (output.namespace, output.name) == ("file", str(target))
+    fields = output.facets["schema"].fields
+    assert [(f.name, f.type) for f in fields] == [(c.name, c.type) for c in COLUMNS]
+    assert fields[1].description == "succeeded, errored or missing"
+    assert all(not dataset.facets for dataset in lineage.inputs), "Together's files get no schema"
+
+    # The facet follows the location as lineage names it (a store's bucket and key, without the conn id).
+    results._lineage.output_locations = [store_url]
+    (output,) = results.get_openlineage_facets_on_complete(None).outputs
+    assert (output.namespace, output.name) == ("s3://bucket", "rows.parquet") and output.facets["schema"]
+
+    jsonl = BatchResultsOperator(task_id="results", batch_id=batch.id, result_path=str(tmp_path / "r.jsonl"))
+    jsonl.execute({"ti": RecordingTI()})
+    (output,) = jsonl.get_openlineage_facets_on_complete(None).outputs
+    assert "schema" not in (output.facets or {})
+
+
 def test_download_into_an_object_store_url_names_bucket_and_key(hook, emu, tmp_path):
     batch = wait_terminal(
         hook, hook.create_batch(hook.upload_file(write_requests(tmp_path / "d.jsonl")).id).id

@@ -84,6 +84,7 @@ def test_requests_a_retry_fixes_are_sent_again_and_merged(together_conn, tmp_pat
         "succeeded": 2,
         "errored": 2,
         "missing": 0,
+        "cost": None,
     }
     assert ti.xcoms["manifest"] == manifest
     assert sorted(input_ids(TogetherHook(), round_one["batch_ids"][0])) == sorted(flaky)
@@ -242,6 +243,26 @@ def test_dag_test_repairs_deferred(run_repair_dag, tmp_path):
     assert got["return_value"]["counts"] == {"succeeded": 2, "errored": 0, "missing": 0, "total": 2}
     assert [r["round"] for r in got["return_value"]["rounds"]] == [0, 1]
     assert rows_of(result)[f"{p}-f"]["round"] == 1
+
+
+def test_dag_test_repairs_a_table_deferred(run_repair_dag, tmp_path):
+    pq = pytest.importorskip(
+        "pyarrow.parquet", reason="pyarrow is not installed (the parquet extra brings it)"
+    )
+    p = uuid.uuid4().hex[:6]
+    batch = batch_of(tmp_path, [line(f"{p}-a"), line(f"{p}-f", "emulator/request-flaky")])
+    tis, got, result = run_repair_dag("together_repair_table", batch.id)
+    assert state_of(tis["results"]) == "success" and tis["results"].try_number == 1
+    manifest = got["return_value"]
+    assert manifest["format"] == "parquet" and manifest["rows"] == 2
+    assert manifest["counts"] == {"succeeded": 2, "errored": 0, "missing": 0, "total": 2}
+    rows = {row["custom_id"]: row for row in pq.read_table(result).to_pylist()}
+    assert (rows[f"{p}-a"]["round"], rows[f"{p}-f"]["round"]) == (0, 1)
+    assert rows[f"{p}-f"]["batch_id"] == manifest["rounds"][1]["batch_ids"][0]
+    assert manifest["unpriced_models"] == ["emulator/request-flaky"] and manifest["cost"] is None
+    # Round 0 answered only the priced model (the flaky one errored, using nothing); round 1 the other.
+    assert manifest["rounds"][0]["cost"] == manifest["usage_by_model"]["test/model"]["cost"] > 0
+    assert manifest["rounds"][1]["cost"] is None
 
 
 def test_a_worker_lost_mid_round_leaves_one_batch_for_the_round(run_repair_dag, tmp_path):

@@ -4,13 +4,12 @@ result_path, a write cut off midway, and dag.test() runs with a downstream task 
 
 from __future__ import annotations
 
-import importlib
 import json
 import uuid
 
 import pytest
 
-from together_provider._compat import AIRFLOW_V_3_0_PLUS, AirflowFailException, ObjectStoragePath
+from together_provider._compat import AirflowFailException, ObjectStoragePath
 from together_provider.client.errors import IncompleteDownloadError
 from together_provider.hooks.together import TogetherHook
 from together_provider.operators.results import BatchResultsOperator
@@ -103,6 +102,12 @@ def test_a_mixed_batch_lands_one_exact_row_per_request(together_conn, tmp_path):
         "usage": summed,
         "output_file_id": batch.output_file_id,
         "error_file_id": batch.error_file_id,
+        "format": "jsonl",
+        "rows": 7,
+        "usage_by_model": {"test/model": {**summed, "requests": 3, "cost": None}},
+        "cost": None,
+        "unpriced_models": ["test/model"],
+        "batch_discount": 0.5,
     }
     assert ti.xcoms["manifest"] == manifest
     assert "batch_url" not in ti.xcoms, "no link to Together's console for a batch of the emulator"
@@ -250,21 +255,6 @@ def test_result_path_as_a_file_url_or_local_object_storage_path(together_conn, t
     assert manifest["result_uri"] == str(target)
     assert sorted(row["custom_id"] for row in read_rows(target)) == ["err-1", "r0", "r1"]
     assert not (tmp_path / "file:").exists()
-
-
-@pytest.fixture
-def memory_store():
-    """A folder in fsspec's in-memory filesystem, attached to Airflow under the ``memory`` scheme."""
-    from fsspec.implementations.memory import MemoryFileSystem
-
-    fs = MemoryFileSystem()
-    importlib.import_module("airflow.sdk.io" if AIRFLOW_V_3_0_PLUS else "airflow.io.store").attach(
-        "memory", fs=fs
-    )
-    folder = f"/results-{uuid.uuid4().hex}"
-    yield fs, folder
-    if fs.exists(folder):
-        fs.rm(folder, recursive=True)
 
 
 def test_result_path_in_a_store(together_conn, tmp_path, memory_store):

@@ -10,6 +10,7 @@ connection's credentials.
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import uuid
 
@@ -313,3 +314,46 @@ def test_batch_results_land_in_s3_and_read_back_through_object_storage_path(
         landed = {row["custom_id"]: row["status"] for row in map(json.loads, iter(rows.readline, ""))}
     assert landed == {"r0": "succeeded", "r1": "succeeded", "gone": "missing"}
     assert s3_server.keys(bucket) == ["x/results.jsonl"], "no temporary key left beside the results"
+
+
+def test_a_table_repaired_in_s3_is_read_back_from_the_store_each_round(
+    together_conn, s3_server, bucket, tmp_path
+):
+    """The round is merged into the table landed in S3, read back a row group at a time from the store."""
+    pq = pytest.importorskip(
+        "pyarrow.parquet", reason="pyarrow is not installed (the parquet extra brings it)"
+    )
+    from together_provider.operators.results import BatchResultsOperator
+
+    hook = TogetherHook()
+    flaky = f"{uuid.uuid4().hex[:6]}-flaky"
+    src = write_requests(
+        tmp_path / "in.jsonl",
+        n=2,
+        extra_lines=[
+            {"custom_id": flaky, "body": {"model": "emulator/request-flaky", "messages": [{"role": "user"}]}}
+        ],
+    )
+    batch = wait_terminal(hook, hook.create_batch(hook.upload_file(src).id).id)
+    target = url(bucket, "t/rows.parquet")
+    manifest = BatchResultsOperator(
+        task_id="results",
+        batch_id=batch.id,
+        result_path=target,
+        result_format="parquet",
+        retry_failed_requests=1,
+        deferrable=False,
+        poll_interval=0.2,
+    ).execute({"ti": RecordingTI()})
+    assert manifest["result_uri"] == target and manifest["format"] == "parquet"
+    assert manifest["counts"] == {"succeeded": 3, "errored": 0, "missing": 0, "total": 3}
+    rows = {
+        r["custom_id"]: r
+        for r in pq.read_table(io.BytesIO(s3_server.get(bucket, "t/rows.parquet"))).to_pylist()
+    }
+    assert {cid: (r["status"], r["round"]) for cid, r in rows.items()} == {
+        "r0": ("succeeded", 0),
+        "r1": ("succeeded", 0),
+        flaky: ("succeeded", 1),
+    }
+    assert s3_server.keys(bucket) == ["t/rows.parquet"], "no temporary key left beside the table"

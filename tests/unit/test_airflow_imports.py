@@ -54,8 +54,14 @@ def test_version_checks_live_in_compat():
 
 # What DAG files must not load: the HTTP hook's requests/aiohttp stack, and airflow.triggers.base
 # (most of what the provider once added to a parse; make bench measures it), which only the trigger
-# module needs.
-NOT_AT_PARSE = ("airflow.providers.http.hooks.http", "aiohttp", "requests", "airflow.triggers.base")
+# module needs; pyarrow, which only a task writing Parquet needs.
+NOT_AT_PARSE = (
+    "airflow.providers.http.hooks.http",
+    "aiohttp",
+    "requests",
+    "airflow.triggers.base",
+    "pyarrow",
+)
 
 
 def test_parsing_a_dag_does_not_load_what_only_workers_and_triggerers_need():
@@ -66,6 +72,9 @@ def test_parsing_a_dag_does_not_load_what_only_workers_and_triggerers_need():
         "from airflow.sdk import DAG\n"
         "before = set(sys.modules)\n"
         "import together_provider.operators.batch, together_provider.sensors.batch\n"
+        "from together_provider.operators.results import BatchResultsOperator\n"
+        # Asking for Parquet checks that pyarrow is there without importing it.
+        "BatchResultsOperator(task_id='r', batch_id='b', result_path='/tmp/r', result_format='parquet')\n"
         f"print(sorted(m for m in {NOT_AT_PARSE!r} if m in set(sys.modules) - before))\n"
     )
     if not _compat.AIRFLOW_V_3_0_PLUS:

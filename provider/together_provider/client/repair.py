@@ -173,12 +173,15 @@ def round_summary(round_number: int, batch_ids: list[str], counts: Mapping[str, 
 
 
 def merged_rows(
-    new_rows: Iterable[dict[str, Any]], old_lines: Iterable[bytes], seen: Callable[[dict[str, Any]], Any]
+    new_rows: Iterable[dict[str, Any]],
+    old_rows: Iterable[dict[str, Any]],
+    seen: Callable[[dict[str, Any]], Any],
 ) -> Iterator[dict[str, Any]]:
-    """A round's rows merged into the rows landed before it, one row per custom id, streamed: first the
-    round's answers (``seen`` is called with every row the round gave, its own tally), then each earlier
-    row the round did not answer. A request the round left missing keeps its earlier row, which says more
-    (its error) or as much; memory holds the set of ids the round answered."""
+    """A round's rows merged into the rows landed before it (read back in any format), one row per custom
+    id, streamed: first the round's answers (``seen`` is called with every row the round gave, its own
+    tally), then each earlier row the round did not answer. A request the round left missing keeps its
+    earlier row, which says more (its error) or as much; memory holds the set of ids the round answered.
+    ``old_rows`` is read only once the round's rows are all out."""
     answered: set[str] = set()
 
     def fresh() -> Iterator[dict[str, Any]]:
@@ -189,10 +192,7 @@ def merged_rows(
                 yield row
 
     def kept() -> Iterator[dict[str, Any]]:
-        for line in old_lines:
-            if not line.strip():
-                continue
-            row = json.loads(line)
+        for row in old_rows:
             if row["custom_id"] not in answered:
                 yield row
 

@@ -36,6 +36,8 @@ ERRORED = "errored"
 MISSING = "missing"
 STATUSES = (SUCCEEDED, ERRORED, MISSING)
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+# The model of an answer that names none, in usage per model.
+UNKNOWN_MODEL = "unknown"
 
 Lines = Iterable[bytes | str]
 
@@ -233,13 +235,14 @@ def worst_status(statuses: Iterable[str]) -> str:
 
 
 class Tally:
-    """Counts per status and token usage summed over the records it was given."""
+    """Counts per status, token usage summed, and usage per model, over the records it was given."""
 
-    __slots__ = ("_counts", "_usage")
+    __slots__ = ("_by_model", "_counts", "_usage")
 
     def __init__(self) -> None:
         self._counts = dict.fromkeys(STATUSES, 0)
         self._usage = dict.fromkeys(USAGE_KEYS, 0)
+        self._by_model: dict[str, dict[str, int]] = {}
 
     def add(self, rec: Mapping[str, Any]) -> None:
         self._counts[rec["status"]] += 1
@@ -247,6 +250,14 @@ class Tally:
         if usage:
             for key in USAGE_KEYS:
                 self._usage[key] += int(usage.get(key) or 0)
+        if rec["status"] == SUCCEEDED or usage:
+            model = rec.get("model") or UNKNOWN_MODEL
+            line = self._by_model.get(model)
+            if line is None:
+                line = self._by_model[model] = {**dict.fromkeys(USAGE_KEYS, 0), "requests": 0}
+            line["requests"] += 1
+            for key in USAGE_KEYS:
+                line[key] += int((usage or {}).get(key) or 0)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -255,6 +266,12 @@ class Tally:
     @property
     def usage(self) -> dict[str, int]:
         return dict(self._usage)
+
+    @property
+    def usage_by_model(self) -> dict[str, dict[str, int]]:
+        """``{model: {"prompt_tokens", "completion_tokens", "total_tokens", "requests"}}`` of the answered
+        requests, models in name order (``requests`` counts answers, with usage or not: audio has none)."""
+        return {model: dict(self._by_model[model]) for model in sorted(self._by_model)}
 
 
 def build_manifest(

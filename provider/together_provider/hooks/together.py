@@ -15,6 +15,7 @@ from together_provider.client import results
 from together_provider.client.call import Flow, run_sync
 from together_provider.client.cancel import cancel_flow
 from together_provider.client.cancel import describe as describe_cancel
+from together_provider.client.cost import Pricing
 from together_provider.client.errors import TogetherError, TransportError
 from together_provider.client.jsonl import sha256_of, sha256_of_stream
 from together_provider.client.models import BatchJob, TogetherFile
@@ -56,7 +57,9 @@ class TogetherHook(HttpHook):
     ``total_timeout`` (seconds one attempt of an API call may take in all, however slowly the answer
     arrives; default 120, or connect plus read timeout when more) and ``max_response_mb`` (the most an
     API answer may hold once decompressed, default 16 MiB). File transfers keep only the per-read
-    timeouts and have no size cap: they stream, and a large file may rightly take long.
+    timeouts and have no size cap: they stream, and a large file may rightly take long. ``prices``
+    (``{model: {"input", "output"}}`` per million tokens) and ``batch_discount`` (default 0.5) give
+    ``BatchResultsOperator`` its estimated cost.
 
     Sync methods serve workers; ``a``-prefixed ones serve triggers on the event loop. Call
     :meth:`aclose` when done with the async side.
@@ -85,6 +88,13 @@ class TogetherHook(HttpHook):
     def settings(self) -> ConnectionSettings:
         conn = self.get_connection(self.together_conn_id)
         return settings_from(conn, conn.extra_dejson)
+
+    @cached_property
+    def pricing(self) -> Pricing:
+        """Prices per model and the batch discount from the connection's extras ``prices`` and
+        ``batch_discount`` (see :mod:`together_provider.client.cost`); a bad one is a ValueError naming it."""
+        conn = self.get_connection(self.together_conn_id)
+        return Pricing.from_extra(conn.extra_dejson)
 
     @cached_property
     def _async(self) -> AsyncTogetherClient:

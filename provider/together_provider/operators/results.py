@@ -1,22 +1,22 @@
-"""BatchResultsOperator: a finished batch's results landed as data, one JSONL row per request."""
+"""BatchResultsOperator: a finished batch's results landed as data, one row per request (JSONL or Parquet)."""
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from together_provider._compat import AirflowException, AirflowFailException, Context, xcom_push
-from together_provider.client import results
+from together_provider.client import results, table
+from together_provider.client.cost import Pricing, checked_batch_discount, checked_prices, estimate
 from together_provider.client.ids import batch_ids_of
 from together_provider.client.polling import checked_poll_interval
 from together_provider.client.repair import checked_rounds, merged_rows, needs_repair, round_summary, tagged
 from together_provider.client.results import checked_min_success_ratio
 from together_provider.client.wait import XCOM_LIST_KEYS
 from together_provider.links import TogetherBatchLink
-from together_provider.tasks import repair, storage
+from together_provider.tasks import repair, rows, storage
 from together_provider.tasks.assets import EVENT_KEYS, annotate_outlets
 from together_provider.tasks.base import TogetherTask, cancel_quietly
 from together_provider.tasks.waiting import BatchWait, default_deferrable, default_timeout, push_batch_url
@@ -27,12 +27,13 @@ XCOM_REPAIR = "repair"
 
 
 class BatchResultsOperator(TogetherTask):
-    """Land a finished batch's results at ``result_path`` as one JSONL row per request, and return a
-    small manifest.
+    """Land a finished batch's results at ``result_path`` as one row per request, JSONL or a Parquet
+    table, and return a small manifest.
 
     Each row is ``{"custom_id", "status", "response", "error", "usage", "model"}``, ``status`` being
-    ``succeeded``, ``errored`` or ``missing``. The manifest (the return value, also pushed under XCom key
-    ``manifest``) holds the counts, the summed token usage and ``result_uri``. The rows are streamed and
+    ``succeeded``, ``errored`` or ``missing``; ``result_format="parquet"`` lands them as a table of typed
+    columns (:doc:`/results_table`). The manifest (the return value, also pushed under XCom key
+    ``manifest``) holds the counts, the token usage per model, an estimated cost and ``result_uri``. The rows are streamed and
     appear at ``result_path`` only when whole. ``batch_id`` may be a list of batches, whose rows land as
     one set with one manifest; ``retry_failed_requests`` sends failed requests again (:doc:`/repair`).
     How-to guide: :doc:`/operators/batch_results`.
@@ -48,7 +49,14 @@ class BatchResultsOperator(TogetherTask):
     :param retry_failed_requests: after landing, send the requests that are missing or errored with an
         error a retry can fix (:doc:`/repair` says which) again as a new batch, wait, merge, up to
         this many rounds (0, the default: no repair). Each row then names its ``round`` and ``batch_id``
-        and the manifest gains ``rounds``; the checks above apply to the merged rows.
+        and the manifest gains ``rounds`` (each with its ``cost``); the checks above apply to the merged
+        rows.
+    :param result_format: ``"jsonl"`` (the default) or ``"parquet"`` (needs the ``[parquet]`` extra,
+        checked when the DAG is built and again when the task starts).
+    :param prices: prices per million tokens per model, ``{model: {"input": 0.88, "output": 0.88}}``;
+        each model's price here wins over the connection's extra ``prices``. No price is built in.
+    :param batch_discount: the share the Batch API takes off those prices, 0 to 1 (default: the
+        connection's extra ``batch_discount``, else 0.5, Together's "up to 50%" off serverless rates).
     :param deferrable: wait for a repair round in the triggerer, holding no worker slot (default True,
         or ``[operators] default_deferrable`` where the deployment sets it).
     :param poll_interval: seconds between status checks of a repair round.
@@ -68,6 +76,9 @@ class BatchResultsOperator(TogetherTask):
         fail_on_request_errors: bool = False,
         min_success_ratio: float | None = None,
         retry_failed_requests: int = 0,
+        result_format: str = table.JSONL,
+        prices: Mapping[str, Any] | None = None,
+        batch_discount: float | None = None,
         deferrable: bool | None = None,
         poll_interval: float = 60.0,
         timeout: float | None = None,
@@ -82,6 +93,12 @@ class BatchResultsOperator(TogetherTask):
         self.fail_on_request_errors = fail_on_request_errors
         self.min_success_ratio = checked_min_success_ratio(min_success_ratio)
         self.retry_failed_requests = checked_rounds(retry_failed_requests)
+        self.result_format = table.checked_format(result_format)
+        # At DAG build, where possible: a DAG asking for Parquet where pyarrow is missing fails to parse,
+        # naming the extra, instead of failing its first run.
+        rows.check_format_support(self.result_format)
+        self.prices = checked_prices(prices, "prices") if prices is not None else None
+        self.batch_discount = checked_batch_discount(batch_discount, "batch_discount")
         self.deferrable = default_deferrable(deferrable)
         self.poll_interval = checked_poll_interval(poll_interval)
         self.timeout = timeout if timeout is not None else default_timeout()
@@ -97,6 +114,7 @@ class BatchResultsOperator(TogetherTask):
     def execute(self, context: Context) -> dict[str, Any]:
         repairing = self.retry_failed_requests > 0
         with self.task_errors():
+            rows.check_format_support(self.result_format)
             ids = batch_ids_of(self.batch_id, "batch_id")
             if self.result_path is None or not str(self.result_path).strip():
                 raise ValueError(
@@ -108,18 +126,22 @@ class BatchResultsOperator(TogetherTask):
             ]
             if not many:
                 push_batch_url(context, self.hook, batches[0].id)
+            # Before anything is written: a bad price in the connection fails the task with nothing landed.
+            pricing = self._pricing()
             resend: set[str] = set()
             tally = results.Tally()
-            rows = self._rows(batches, round_number=0 if repairing else None, many=many)
-            where = self._write(rows, tally, resend if repairing else None)
-            manifest = self._manifest(batches, many=many, where=where, tally=tally)
+            # A table has a round and a batch column whether or not it is repaired.
+            tag = repairing or self.result_format == table.PARQUET
+            landing = self._rows(batches, round_number=0 if tag else None, many=many)
+            where = self._write(landing, tally, resend if repairing else None)
+            manifest = self._manifest(batches, many=many, where=where, tally=tally, pricing=pricing)
         if not repairing:
             return self._done(context, manifest, batches, many=many)
         state = {
             "round": 0,
             "batch_ids": [b.id for b in batches],
             "many": many,
-            "rounds": [round_summary(0, [b.id for b in batches], tally.counts)],
+            "rounds": [_round_line(0, [b.id for b in batches], tally, pricing)],
         }
         manifest["rounds"] = state["rounds"]
         xcom_push(context["ti"], XCOM_MANIFEST, manifest)
@@ -151,35 +173,49 @@ class BatchResultsOperator(TogetherTask):
         part is asked before the writer opens: one still running leaves nothing at result_path."""
         parts = []
         for batch in batches:
-            rows = self.hook.iter_results(batch)
-            parts.append((batch.id, rows if round_number is None else tagged(rows, round_number, batch.id)))
+            records = self.hook.iter_results(batch)
+            parts.append(
+                (batch.id, records if round_number is None else tagged(records, round_number, batch.id))
+            )
         return results.merge_parts(parts) if many else iter(parts[0][1])
 
-    def _write(self, rows: Iterable[dict[str, Any]], tally: results.Tally, resend: set[str] | None) -> str:
-        """Stream ``rows`` to ``result_path`` (whole or not at all); tally them, and note in ``resend``
-        the ones a repair round would send again."""
-        with storage.atomic_writer(self.result_path, field="result_path") as (sink, where):
-            for row in rows:
+    def _write(self, landing: Iterable[dict[str, Any]], tally: results.Tally, resend: set[str] | None) -> str:
+        """Stream ``landing`` to ``result_path`` in the result format (whole or not at all); tally the
+        rows, and note in ``resend`` the ones a repair round would send again."""
+        with (
+            storage.atomic_writer(self.result_path, field="result_path") as (sink, where),
+            rows.row_writer(self.result_format, sink) as write,
+        ):
+            for row in landing:
                 tally.add(row)
                 if resend is not None and needs_repair(row):
                     resend.add(row["custom_id"])
-                sink.write(json.dumps(row, separators=(",", ":")).encode() + b"\n")
+                write(row)
         return where
 
+    def _pricing(self) -> Pricing:
+        """The connection's prices and batch discount, with this task's own winning."""
+        return self.hook.pricing.overridden(prices=self.prices, batch_discount=self.batch_discount)
+
     def _manifest(
-        self, batches: list[Any], *, many: bool, where: str, tally: results.Tally
+        self, batches: list[Any], *, many: bool, where: str, tally: results.Tally, pricing: Pricing
     ) -> dict[str, Any]:
         if many:
-            return results.build_list_manifest(batches=batches, result_uri=where, tally=tally)
-        batch = batches[0]
-        return results.build_manifest(
-            batch_id=batch.id,
-            status=batch.raw_status,
-            result_uri=where,
-            tally=tally,
-            output_file_id=batch.output_file_id,
-            error_file_id=batch.error_file_id,
-        )
+            manifest = results.build_list_manifest(batches=batches, result_uri=where, tally=tally)
+        else:
+            batch = batches[0]
+            manifest = results.build_manifest(
+                batch_id=batch.id,
+                status=batch.raw_status,
+                result_uri=where,
+                tally=tally,
+                output_file_id=batch.output_file_id,
+                error_file_id=batch.error_file_id,
+            )
+        manifest["format"] = self.result_format
+        manifest["rows"] = tally.counts["total"]
+        manifest.update(estimate(tally.usage_by_model, pricing))
+        return manifest
 
     # ---- repair ---------------------------------------------------------------------------------
 
@@ -231,15 +267,18 @@ class BatchResultsOperator(TogetherTask):
         repair.check_round_wait(event, number, self.retry_failed_requests, where)
         _require_landed_rows(self.result_path)
         batches = [self.hook.get_batch(batch_id) for batch_id in state["pending"]]
+        pricing = self._pricing()
         self._round_ids = []
         resend: set[str] = set()
         tally, round_tally = results.Tally(), results.Tally()
         new_rows = self._rows(batches, round_number=number, many=True)
-        with storage.read_lines(self.result_path, field="result_path") as old:
+        # The landed rows are read back from result_path, in their format, whichever worker resumed: a
+        # table holds each row whole (client/table.py), so nothing beside it needs keeping.
+        with rows.landed_rows(self.result_path, self.result_format, field="result_path") as old:
             landed = self._write(merged_rows(new_rows, old, round_tally.add), tally, resend)
-        state["rounds"].append(round_summary(number, [b.id for b in batches], round_tally.counts))
+        state["rounds"].append(_round_line(number, [b.id for b in batches], round_tally, pricing))
         first = [self.hook.get_batch(batch_id) for batch_id in state["batch_ids"]]
-        manifest = self._manifest(first, many=state["many"], where=landed, tally=tally)
+        manifest = self._manifest(first, many=state["many"], where=landed, tally=tally, pricing=pricing)
         manifest["rounds"] = state["rounds"]
         xcom_push(context["ti"], XCOM_MANIFEST, manifest)
         status = results.worst_status(b.raw_status for b in batches)
@@ -257,11 +296,18 @@ class BatchResultsOperator(TogetherTask):
         with self.task_errors():
             first = [self.hook.get_batch(batch_id) for batch_id in state["batch_ids"]]
             tally = results.Tally()
-            with storage.read_lines(self.result_path, field="result_path") as rows:
-                for line in rows:
-                    if line.strip():
-                        tally.add(json.loads(line))
-            manifest = self._manifest(first, many=state["many"], where=_where(self.result_path), tally=tally)
+            with rows.landed_rows(
+                self.result_path, self.result_format, field="result_path", columns=table.TALLY_COLUMNS
+            ) as landed:
+                for row in landed:
+                    tally.add(row)
+            manifest = self._manifest(
+                first,
+                many=state["many"],
+                where=_where(self.result_path),
+                tally=tally,
+                pricing=self._pricing(),
+            )
         manifest["rounds"] = state["rounds"]
         rounds = len(state["rounds"]) - 1
         if rounds:
@@ -289,6 +335,7 @@ class BatchResultsOperator(TogetherTask):
             endpoint=batches[0].endpoint,
             models=sorted({b.model_id for b in everything if b.model_id}),
             counts=manifest["counts"],
+            output_schema=table.schema_fields() if self.result_format == table.PARQUET else None,
         )
         self._report(context, manifest, f"{len(batches)} batches" if many else f"batch {batches[0].id}")
         extra = {
@@ -296,6 +343,9 @@ class BatchResultsOperator(TogetherTask):
             "status": manifest["status"],
             "result_uri": manifest["result_uri"],
             "counts": manifest["counts"],
+            "format": manifest["format"],
+            "cost": manifest["cost"],
+            "unpriced_models": manifest["unpriced_models"],
         }
         if "rounds" in manifest:
             extra["rounds"] = manifest["rounds"]
@@ -308,12 +358,13 @@ class BatchResultsOperator(TogetherTask):
         xcom_push(context["ti"], XCOM_MANIFEST, manifest)
         counts, usage = manifest["counts"], manifest["usage"]
         self.log.info(
-            "Landed %d rows of Together %s (%s) at %s: %d succeeded, %d errored, %d missing; "
+            "Landed %d rows of Together %s (%s) at %s as %s: %d succeeded, %d errored, %d missing; "
             "%d tokens (%d prompt, %d completion)",
             counts["total"],
             which,
             manifest["status"],
             manifest["result_uri"],
+            manifest["format"],
             counts["succeeded"],
             counts["errored"],
             counts["missing"],
@@ -321,6 +372,16 @@ class BatchResultsOperator(TogetherTask):
             usage["prompt_tokens"],
             usage["completion_tokens"],
         )
+        if manifest["unpriced_models"]:
+            self.log.info(
+                "No estimated cost: no price for %s (give prices per million tokens in the connection's "
+                "extra 'prices' or the operator's prices=)",
+                ", ".join(manifest["unpriced_models"]),
+            )
+        else:
+            self.log.info(
+                "Estimated cost: %.6f (batch discount %g)", manifest["cost"], manifest["batch_discount"]
+            )
         problem = results.request_failure(
             manifest,
             fail_on_request_errors=self.fail_on_request_errors,
@@ -328,6 +389,14 @@ class BatchResultsOperator(TogetherTask):
         )
         if problem is not None:
             raise AirflowFailException(problem)
+
+
+def _round_line(number: int, batch_ids: list[str], tally: results.Tally, pricing: Pricing) -> dict[str, Any]:
+    """A round's line of the manifest's ``rounds``, with what the round's answers cost."""
+    return {
+        **round_summary(number, batch_ids, tally.counts),
+        "cost": estimate(tally.usage_by_model, pricing)["cost"],
+    }
 
 
 def _where(value: Any) -> str:

@@ -39,6 +39,8 @@ class TaskLineage:
     endpoint: str | None = None
     models: list[str] = field(default_factory=list)
     counts: dict[str, int] | None = None
+    # ``(name, type, description)`` per column of a table written to ``output_locations``.
+    output_schema: list[tuple[str, str, str]] | None = None
 
 
 def api_host(base_url: str) -> str:
@@ -93,17 +95,36 @@ def operator_lineage(lineage: TaskLineage | None) -> Any:
     if lineage is None:
         return OperatorLineage()
 
-    def datasets(pairs: list[tuple[str, str]]) -> list[Any]:
-        return [Dataset(namespace=namespace, name=name) for namespace, name in pairs]
+    def datasets(pairs: list[tuple[str, str]], facets: dict[tuple[str, str], dict[str, Any]]) -> list[Any]:
+        return [
+            Dataset(namespace=namespace, name=name, facets=facets.get((namespace, name), {}))
+            for namespace, name in pairs
+        ]
 
     run_facets = {}
     fields = run_facet_fields(lineage)
     if fields:
         run_facets[FACET_NAME] = _run_facet_class()(**fields)
+    table_facets: dict[tuple[str, str], dict[str, Any]] = {}
+    if lineage.output_schema:
+        schema = _schema_facet(lineage.output_schema)
+        table_facets = {location_dataset(where): {"schema": schema} for where in lineage.output_locations}
     return OperatorLineage(
-        inputs=datasets(_datasets(lineage, lineage.input_locations, lineage.input_file_ids)),
-        outputs=datasets(_datasets(lineage, lineage.output_locations, lineage.output_file_ids)),
+        inputs=datasets(_datasets(lineage, lineage.input_locations, lineage.input_file_ids), {}),
+        outputs=datasets(_datasets(lineage, lineage.output_locations, lineage.output_file_ids), table_facets),
         run_facets=run_facets,
+    )
+
+
+def _schema_facet(columns: list[tuple[str, str, str]]) -> Any:
+    """OpenLineage's schema facet of a table the task wrote. Imports OpenLineage, as its caller does."""
+    from airflow.providers.common.compat.openlineage.facet import SchemaDatasetFacet, SchemaDatasetFacetFields
+
+    return SchemaDatasetFacet(
+        fields=[
+            SchemaDatasetFacetFields(name=name, type=kind, description=description)
+            for name, kind, description in columns
+        ]
     )
 
 

@@ -284,6 +284,20 @@ class _TranslatedReader:
         with store_errors(self._url, field=self._field):
             return self._handle.seek(offset, whence)
 
+    # What a Parquet reader asks of a file besides read and seek.
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._handle.closed)
+
     def close(self) -> None:
         self._handle.close()
 
@@ -309,11 +323,22 @@ def input_file(value: Any, *, field: str) -> str | StoreInput:
 
 
 @contextmanager
+def open_binary(value: Any, *, field: str) -> Iterator[tuple[BinaryIO, str]]:
+    """A local file or an object open for reading, seekable (a Parquet reader starts at the footer), and
+    its location as text; the store's refusals while reading are ValueErrors too."""
+    source = input_file(value, field=field)
+    if isinstance(source, str):
+        with open(source, "rb") as handle:
+            yield handle, source
+        return
+    with source.open() as stream:
+        yield stream, source.url
+
+
+@contextmanager
 def read_lines(value: Any, *, field: str) -> Iterator[Iterator[bytes]]:
     """The lines of a local file or an object, read in blocks: memory holds one block and one line."""
-    source = input_file(value, field=field)
-    handle = open(source, "rb") if isinstance(source, str) else source.open()  # noqa: SIM115
-    with handle:
+    with open_binary(value, field=field) as (handle, _where):
         yield _lines_of(handle)
 
 

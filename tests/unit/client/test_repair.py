@@ -108,10 +108,7 @@ def row(custom_id, status, round_number=0):
 
 
 def test_a_round_s_answers_replace_the_earlier_rows_and_a_missing_answer_keeps_the_earlier_row():
-    old = [
-        json.dumps(r).encode() + b"\n"
-        for r in (row("a", "succeeded"), row("b", "errored"), row("c", "errored"))
-    ]
+    old = [row("a", "succeeded"), row("b", "errored"), row("c", "errored")]
     new = [row("b", "succeeded", 1), row("c", "missing", 1)]
     tally = Tally()
     merged = list(merged_rows(iter(new), iter(old), tally.add))
