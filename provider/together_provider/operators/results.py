@@ -33,9 +33,10 @@ class BatchResultsOperator(TogetherTask):
     Each row is ``{"custom_id", "status", "response", "error", "usage", "model"}``, ``status`` being
     ``succeeded``, ``errored`` or ``missing``; ``result_format="parquet"`` lands them as a table of typed
     columns (:doc:`/results_table`). The manifest (the return value, also pushed under XCom key
-    ``manifest``) holds the counts, the token usage per model, an estimated cost and ``result_uri``. The rows are streamed and
-    appear at ``result_path`` only when whole. ``batch_id`` may be a list of batches, whose rows land as
-    one set with one manifest; ``retry_failed_requests`` sends failed requests again (:doc:`/repair`).
+    ``manifest``) holds the counts, the token usage per model, an estimated cost and ``result_uri``. The
+    rows are streamed and appear at ``result_path`` only when whole. ``batch_id`` may be a list of
+    batches, whose rows land as one set with one manifest; ``retry_failed_requests`` sends failed
+    requests again (:doc:`/repair`).
     How-to guide: :doc:`/operators/batch_results`.
 
     :param batch_id: the batch whose results to land (templated), or a list of them.
