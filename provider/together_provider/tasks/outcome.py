@@ -93,19 +93,8 @@ def finish_wait(
         )
     status = str(event["status"])
     batch_id = event.get("batch_id")
-    if status == EVENT_TIMEOUT:
-        message = event.get("error") or f"Together batch {batch_id}: timed out waiting"
-        raise AirflowSkipException(message) if soft_fail else AirflowSensorTimeout(message)
-    if status == EVENT_ERROR:
-        message = f"waiting for Together batch {batch_id} failed: {event.get('error')}"
-        if event.get("retryable"):
-            raise AirflowException(message)
-        raise failure(message, soft_fail=soft_fail)
-
-    result = wait_result(event)
-    ti = context["ti"]
-    for key, value in result.items():
-        xcom_push(ti, key, value)
+    _raise_unfinished(event, f"Together batch {batch_id}", soft_fail=soft_fail)
+    result = _pushed(context, wait_result(event))
 
     files = files_text(result["output_file_id"], result["error_file_id"])
     parsed = BatchStatus.parse(status)
@@ -145,22 +134,9 @@ def finish_list_wait(
     status = str(event["status"])
     ids = list(event.get("batch_ids") or [])
     culprit = event.get("batch_id")
-    if status == EVENT_TIMEOUT:
-        message = event.get("error") or f"Together batches {named(ids)}: timed out waiting"
-        raise AirflowSkipException(message) if soft_fail else AirflowSensorTimeout(message)
-    if status == EVENT_ERROR:
-        which = (
-            f"Together batch {culprit} (one of {len(ids)})" if culprit else f"Together batches {named(ids)}"
-        )
-        message = f"waiting for {which} failed: {event.get('error')}"
-        if event.get("retryable"):
-            raise AirflowException(message)
-        raise failure(message, soft_fail=soft_fail)
-
-    result = {key: list(event.get(key) or []) for key in XCOM_LIST_KEYS}
-    ti = context["ti"]
-    for key, value in result.items():
-        xcom_push(ti, key, value)
+    which = f"Together batch {culprit} (one of {len(ids)})" if culprit else f"Together batches {named(ids)}"
+    _raise_unfinished(event, which, soft_fail=soft_fail)
+    result = _pushed(context, {key: list(event.get(key) or []) for key in XCOM_LIST_KEYS})
 
     if status != "COMPLETED":
         reason = event.get("error") or "Together gave no reason"
@@ -192,4 +168,26 @@ def finish_list_wait(
                 where,
             )
     annotate_outlets(context, result)
+    return result
+
+
+def _raise_unfinished(event: dict[str, Any], which: str, *, soft_fail: bool) -> None:
+    """Raise what a wait that ended before its batches did means: a timeout, or polling that failed (a
+    task retry may fix the latter when it kept failing on what waiting fixes)."""
+    status = str(event["status"])
+    if status == EVENT_TIMEOUT:
+        message = event.get("error") or f"{which}: timed out waiting"
+        raise AirflowSkipException(message) if soft_fail else AirflowSensorTimeout(message)
+    if status == EVENT_ERROR:
+        message = f"waiting for {which} failed: {event.get('error')}"
+        if event.get("retryable"):
+            raise AirflowException(message)
+        raise failure(message, soft_fail=soft_fail)
+
+
+def _pushed(context: Any, result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` pushed to XCom key by key, before any failure: partial results stay reachable."""
+    ti = context["ti"]
+    for key, value in result.items():
+        xcom_push(ti, key, value)
     return result
