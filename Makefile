@@ -50,14 +50,14 @@ e2e: $(E2E_STAMP)
 	$(BIN)/python -m tests.e2e.run_e2e
 
 test-matrix:
-	$(PYTHON) tests/matrix/run.py $(LEGS)
+	$(PYTHON) tests/tooling/matrix/run.py $(LEGS)
 
 # CI's run of the minors it does not run whole: their venvs built side by side, then the tests one leg at a time.
 test-matrix-compat:
-	$(PYTHON) tests/matrix/run.py --compat --install-jobs 3
+	$(PYTHON) tests/tooling/matrix/run.py --compat --install-jobs 3
 
 test-matrix-full:
-	$(PYTHON) tests/matrix/run.py --full
+	$(PYTHON) tests/tooling/matrix/run.py --full
 
 # The openai provider is only a comparison: it lives in .venv-bench, pinned to .venv's versions, never in .venv.
 BENCH_VENV ?= .venv-bench

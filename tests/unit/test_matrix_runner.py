@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.matrix import run, suites
+from tests.tooling.matrix import run, suites
 
 
 @pytest.mark.parametrize(

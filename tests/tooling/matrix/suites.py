@@ -1,6 +1,6 @@
 """A pytest plugin for the version matrix: counts outcomes per suite and writes them as JSON.
 
-Loaded with ``-p tests.matrix.suites``; the file named by ``TOGETHER_MATRIX_REPORT`` receives
+Loaded with ``-p tests.tooling.matrix.suites``; the file named by ``TOGETHER_MATRIX_REPORT`` receives
 ``{"suites": {suite: {"passed": n, "failed": n, "skipped": n, "seconds": s}}, "failures": [...]}``.
 Suites follow the test tree, except that integration tests running Airflow against a migrated metadata
 DB (``dag.test()`` runs and the Airflow CLI, i.e. those using the ``airflow_db`` fixture) are the

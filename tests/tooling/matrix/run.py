@@ -1,16 +1,17 @@
 """Run the test suite against several Airflow versions, each in its own virtualenv, and print a table.
 
-    python3 tests/matrix/run.py              # the CI legs: Airflow 2.11 and 3.3
-    python3 tests/matrix/run.py 2.11         # one leg
-    python3 tests/matrix/run.py 3.3@3.12     # Airflow 3.3 on Python 3.12
-    python3 tests/matrix/run.py --full       # every supported Airflow minor, plus the Python edges
-    python3 tests/matrix/run.py 2.11 -- -k trigger   # extra pytest arguments after --
-    python3 tests/matrix/run.py --compat     # 3.0, 3.1 and 3.2 on the version-sensitive tests only (CI)
+    python3 tests/tooling/matrix/run.py              # the CI legs: Airflow 2.11 and 3.3
+    python3 tests/tooling/matrix/run.py 2.11         # one leg
+    python3 tests/tooling/matrix/run.py 3.3@3.12     # Airflow 3.3 on Python 3.12
+    python3 tests/tooling/matrix/run.py --full       # every supported Airflow minor, plus the Python edges
+    python3 tests/tooling/matrix/run.py 2.11 -- -k trigger   # extra pytest arguments after --
+    python3 tests/tooling/matrix/run.py --compat     # 3.0, 3.1 and 3.2 on the version-sensitive tests (CI)
 
-Each leg installs ``tests/matrix/requirements-<airflow minor>.txt`` (the exact Airflow release and the
-provider versions pip needs pinned for it) plus this package with its test extras into
+Each leg installs ``tests/tooling/matrix/requirements-<airflow minor>.txt`` (the exact Airflow release
+and the provider versions pip needs pinned for it) plus this package with its test extras into
 ``.venv-matrix/airflow-<minor>-py<python>/``. A venv is rebuilt only when its inputs change, so a warm
-run costs the tests alone. Standard library only: it runs before any venv exists.
+run costs the tests alone. Standard library only: it runs before any venv exists. It lives beside the
+tests, not among them: nothing here is collected by pytest.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
 VENVS = ROOT / ".venv-matrix"
 SUITES = ("unit", "integration", "dag.test", "conformance")
@@ -81,7 +82,7 @@ PYTEST_ARGS = (
     "-p",
     "no:cacheprovider",
     "-p",
-    "tests.matrix.suites",
+    "tests.tooling.matrix.suites",
     "-m",
     "not e2e",
     "--ignore=tests/e2e",
