@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 E2E_STAMP := $(VENV)/.installed-e2e
 # Airflow versions for make test-matrix, each tested in its own venv under .venv-matrix/.
 LEGS ?= 2.11 3.3
+# pytest processes for make test (pytest-xdist's -n): the tests mostly wait on the emulator and dag.test().
+# TEST_WORKERS=0 runs them in pytest's own process.
+TEST_WORKERS ?= 2
 
 .PHONY: help venv demo test unit lint e2e test-matrix test-matrix-compat test-matrix-full bench clean
 
@@ -43,7 +46,7 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q
 
 test: lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 e2e: $(E2E_STAMP)
 	bash tests/e2e/install_system_deps.sh

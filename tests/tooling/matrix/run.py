@@ -75,6 +75,9 @@ COMPAT_TESTS = (
 LEG_EXTRAS = {"3.3-ai": ("common-ai",)}
 # The installed-package inputs of a venv: a change to any of them rebuilds it.
 INSTALL_INPUTS = ("setup.cfg", "pyproject.toml")
+# Each leg's tests run on this many processes (pytest-xdist), as make test's do: they wait on the emulator
+# and on dag.test() far more than they use the CPU, so two keep 2 cores busier than one.
+DEFAULT_WORKERS = 2
 # The e2e suite drives a real Airflow deployment of the main venv's version, and the Docker config test
 # checks that deployment's files against the main venv's Airflow: neither says anything about another.
 PYTEST_ARGS = (
@@ -341,6 +344,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--reinstall", action="store_true", help="rebuild the venvs even if unchanged")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        metavar="N",
+        help=f"pytest processes per leg (pytest-xdist's -n; 0: in pytest's own), default {DEFAULT_WORKERS}",
+    )
+    parser.add_argument(
         "--install-jobs",
         type=int,
         default=1,
@@ -355,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         specs = list(COMPAT_LEGS if args.compat else CI_LEGS)
     legs = [Leg.parse(spec) for spec in specs]
-    pytest_args = [*COMPAT_TESTS, *extra] if args.compat else extra
+    pytest_args = ["-n", str(args.workers), *(COMPAT_TESTS if args.compat else ()), *extra]
 
     started = time.monotonic()
     built: dict[str, float | RuntimeError] = {}
