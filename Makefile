@@ -10,7 +10,7 @@ LEGS ?= 2.11 3.3
 # TEST_WORKERS=0 runs them in pytest's own process.
 TEST_WORKERS ?= 2
 
-.PHONY: help venv demo test unit lint e2e test-matrix test-matrix-compat test-matrix-full bench clean
+.PHONY: help venv e2e-venv demo test unit lint e2e test-matrix test-matrix-compat test-matrix-full bench clean
 
 help:
 	@echo "make demo   run the example DAG end to end against the bundled emulator (or the real API)"
@@ -33,6 +33,8 @@ venv: $(STAMP)
 $(E2E_STAMP): $(STAMP) setup.cfg
 	$(BIN)/python -m pip install --quiet -e ".[test,lint,e2e]"
 	touch $(E2E_STAMP)
+
+e2e-venv: $(E2E_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py

@@ -357,6 +357,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="build up to N venvs side by side before the tests (which still run one leg at a time)",
     )
+    parser.add_argument(
+        "--build-only",
+        action="store_true",
+        help="build the legs' venvs (--install-jobs at a time) and run no test: CI builds them all at once, "
+        "beside other work, and runs each leg's tests later",
+    )
     args = parser.parse_args(argv)
     if args.full:
         specs = list(FULL_LEGS)
@@ -369,6 +375,13 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     built: dict[str, float | RuntimeError] = {}
+    if args.build_only:
+        built = build_venvs(legs, jobs=args.install_jobs, reinstall=args.reinstall)
+        for name, outcome in built.items():
+            ready = not isinstance(outcome, RuntimeError)
+            print(f"== {name}: {f'{outcome:.0f} s installing' if ready else f'not built: {outcome}'}")
+        print(f"{len(legs)} venvs in {time.monotonic() - started:.0f} s")
+        return 0 if all(not isinstance(outcome, RuntimeError) for outcome in built.values()) else 1
     if args.install_jobs > 1:
         built = build_venvs(legs, jobs=args.install_jobs, reinstall=args.reinstall)
     results = [run_leg(leg, pytest_args, reinstall=args.reinstall, built=built.get(leg.name)) for leg in legs]
