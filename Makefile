@@ -6,8 +6,11 @@ STAMP := $(VENV)/.installed
 E2E_STAMP := $(VENV)/.installed-e2e
 # Airflow versions for make test-matrix, each tested in its own venv under .venv-matrix/.
 LEGS ?= 2.11 3.3
+# pytest processes for make test (pytest-xdist's -n): the tests mostly wait on the emulator and dag.test().
+# TEST_WORKERS=0 runs them in pytest's own process.
+TEST_WORKERS ?= 2
 
-.PHONY: help venv demo test unit lint e2e test-matrix test-matrix-compat test-matrix-full bench screenshots clean
+.PHONY: help venv e2e-venv demo test unit lint e2e test-matrix test-matrix-compat test-matrix-full bench screenshots docs clean
 
 help:
 	@echo "make demo   run the example DAG end to end against the bundled emulator (or the real API)"
@@ -32,6 +35,8 @@ $(E2E_STAMP): $(STAMP) setup.cfg
 	$(BIN)/python -m pip install --quiet -e ".[test,lint,e2e]"
 	touch $(E2E_STAMP)
 
+e2e-venv: $(E2E_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
@@ -48,21 +53,21 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q
 
 test: lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 e2e: $(E2E_STAMP)
 	bash tests/e2e/install_system_deps.sh
 	$(BIN)/python -m tests.e2e.run_e2e
 
 test-matrix:
-	$(PYTHON) tests/matrix/run.py $(LEGS)
+	$(PYTHON) tests/tooling/matrix/run.py $(LEGS)
 
 # CI's run of the minors it does not run whole: their venvs built side by side, then the tests one leg at a time.
 test-matrix-compat:
-	$(PYTHON) tests/matrix/run.py --compat --install-jobs 3
+	$(PYTHON) tests/tooling/matrix/run.py --compat --install-jobs 3
 
 test-matrix-full:
-	$(PYTHON) tests/matrix/run.py --full
+	$(PYTHON) tests/tooling/matrix/run.py --full
 
 # The openai provider is only a comparison: it lives in .venv-bench, pinned to .venv's versions, never in .venv.
 BENCH_VENV ?= .venv-bench

@@ -20,11 +20,23 @@ if str(ROOT / "provider") not in sys.path:
 
 # Before anything imports Airflow: its home, DB and config are read at import time.
 _HOME = Path(tempfile.mkdtemp(prefix="together-provider-tests-"))
-os.environ.setdefault("AIRFLOW_HOME", str(_HOME))
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_HOME}/airflow.db")
-# Airflow 3.0-3.2 start dag.test()'s in-process execution API only when this is set (3.3 makes one up).
-os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_hex(32))
+# pytest-xdist's workers inherit the environment of the pytest process that started them, which has
+# imported this file too: a home and DB set there would be shared by every worker, and each worker's
+# resetdb() would wipe the DB another is running a DAG on. So what a parent's import set (named in
+# _SET_HERE) is dropped first, and each process sets its own; what the caller set is kept as before.
+_SET_HERE = "TOGETHER_TESTS_SET_ENV"
+for _name in filter(None, os.environ.pop(_SET_HERE, "").split(",")):
+    os.environ.pop(_name, None)
+_defaults = {
+    "AIRFLOW_HOME": str(_HOME),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME}/airflow.db",
+    # Airflow 3.0-3.2 start dag.test()'s in-process execution API only when this is set (3.3 makes one up).
+    "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+}
+_set = [name for name in _defaults if name not in os.environ]
+os.environ.update({name: _defaults[name] for name in _set})
+os.environ[_SET_HERE] = ",".join(_set)
 # dag.test() runs only DAGs found in a bundle: the examples and the test DAGs are copied into one.
 _DAGS = _HOME / "dags"
 shutil.copytree(ROOT / "dags", _DAGS, ignore=shutil.ignore_patterns("__pycache__"))

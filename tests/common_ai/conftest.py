@@ -1,6 +1,6 @@
 """Fixtures for the tests of Together behind common.ai's @task.llm_batch. Every test module here skips
 itself when apache-airflow-providers-common-ai is not installed (the main venv): the 3.3-ai leg of the
-matrix installs it (``python3 tests/matrix/run.py 3.3-ai -- tests/common_ai``)."""
+matrix installs it (``python3 tests/tooling/matrix/run.py 3.3-ai -- tests/common_ai``)."""
 
 from __future__ import annotations
 

@@ -78,8 +78,11 @@ def fresh_venv(dists, tmp_path_factory):
             (deps / entry.name).symlink_to(entry)
     # addsitedir, not a bare path line: the dependencies' own .pth files are processed as in a real install.
     Path(ours, "zz_dependencies.pth").write_text(f"import site; site.addsitedir({str(deps)!r})\n")
+    # fresh_env(): with PYTHONPATH=provider and the egg-info an editable install leaves in provider/, pip
+    # found this distribution already installed, said so and installed nothing.
     subprocess.run(
         [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(dists[1])],
+        env=fresh_env(),
         check=True,
         timeout=300,
     )

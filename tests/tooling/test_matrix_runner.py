@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.matrix import run, suites
+from tests.tooling.matrix import run, suites
 
 
 @pytest.mark.parametrize(
