@@ -2,7 +2,8 @@
 
     python -m benchmarks.run [--out out/bench] [--bench-python .venv-bench/bin/python]
                              [--only polling,validation,parse,download,store_input,split_submit,
-                                     results_table,repair_round,api_calls,capacity,real_triggerer]
+                                     results_table,repair_round,api_calls,capacity,install,
+                                     real_triggerer]
                              [--quick]
 
 Runs with .venv's python (the provider as users install it); the openai comparisons run with
@@ -37,6 +38,8 @@ SECTIONS = {
     "repair_round": "benchmarks.repair_round",
     "api_calls": "benchmarks.api_calls",
     "capacity": "benchmarks.triggerer_capacity",
+    # The wheel's extras installed into an existing Airflow (issue 23): minutes of pip and downloads.
+    "install": "benchmarks.install",
     # The e2e stack's real triggerer (issue 17): minutes of a whole Airflow deployment.
     "real_triggerer": "benchmarks.real_triggerer",
 }

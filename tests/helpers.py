@@ -1,6 +1,6 @@
-"""Helpers shared by test modules: request files, a task instance stand-in, waiting for a batch, and a
-virtual clock that drives waits without racing the wall clock. Test modules import these from here,
-never from one another."""
+"""Helpers shared by test modules: request files, XComs as the metadata DB holds them, a task instance
+stand-in, waiting for a batch, and a virtual clock that drives waits without racing the wall clock. Test
+modules import these from here, never from one another."""
 
 from __future__ import annotations
 
@@ -21,6 +21,41 @@ def write_requests(path, n=3, model="test/model", extra_lines=()):
         for line in extra_lines:
             handle.write(json.dumps(line) + "\n")
     return path
+
+
+# Every XCom of the metadata DB as rows of (dag_id, run_id, task_id, map_index, key, value), by the table
+# the installed Airflow keeps them in. Up to 3.3 that is `xcom`. 3.4 keeps them per task attempt in
+# `xcom_v2`, keyed by the attempt's task_instance row (its map index column is `region_index`, and
+# `working_set` marks the current attempt), and leaves the rows of before an upgrade in `xcom_v1`.
+_XCOM_ROWS = {
+    "xcom": "SELECT dag_id, run_id, task_id, map_index, key, value FROM xcom",
+    "xcom_v2": (
+        "SELECT dag_id, run_id, task_id, map_index, key, value FROM xcom_v1 UNION ALL "
+        "SELECT ti.dag_id, ti.run_id, ti.task_id, ti.region_index, x.key, x.value FROM xcom_v2 AS x "
+        "JOIN task_instance AS ti ON ti.id = x.task_instance_id WHERE ti.working_set"
+    ),
+}
+
+
+def stored_xcoms(dag_id: str, run_id: str, task_id: str) -> dict[tuple[int, str], Any]:
+    """``{(map_index, key): value}`` of a task's XComs as the metadata DB holds them (JSON on every
+    supported Airflow), read with SQL rather than through Airflow, whose XCom API differs by version."""
+    from airflow.utils.session import create_session
+    from sqlalchemy import inspect, text
+
+    with create_session() as session:
+        table = "xcom_v2" if inspect(session.get_bind()).has_table("xcom_v2") else "xcom"
+        rows = session.execute(
+            text(
+                f"SELECT map_index, key, value FROM ({_XCOM_ROWS[table]}) AS stored "
+                "WHERE dag_id = :d AND run_id = :r AND task_id = :t"
+            ),
+            {"d": dag_id, "r": run_id, "t": task_id},
+        ).all()
+    return {
+        (index, key): json.loads(value if isinstance(value, str) else bytes(value).decode())
+        for index, key, value in rows
+    }
 
 
 def wait_terminal(hook, batch_id, limit=20.0):

@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from ..helpers import stored_xcoms
+
 COMMON_AI = "airflow.providers.common.ai.batch.base"
 SKIP_REASON = "apache-airflow-providers-common-ai is not installed (the 3.3-ai matrix leg has it)"
 
@@ -37,20 +39,7 @@ def rows_at(result_uri: str) -> list[dict]:
 
 def return_value(dag_run, task_id):
     """A task's return value as the metadata DB holds it, or None."""
-    from airflow.utils.session import create_session
-    from sqlalchemy import text
-
-    with create_session() as session:
-        value = session.execute(
-            text(
-                "SELECT value FROM xcom WHERE dag_id = :d AND run_id = :r AND task_id = :t "
-                "AND key = 'return_value'"
-            ),
-            {"d": dag_run.dag_id, "r": dag_run.run_id, "t": task_id},
-        ).scalar()
-    if value is None:
-        return None
-    return json.loads(value if isinstance(value, str) else bytes(value).decode())
+    return stored_xcoms(dag_run.dag_id, dag_run.run_id, task_id).get((-1, "return_value"))
 
 
 def state(ti) -> str:

@@ -11,7 +11,7 @@ import pytest
 from together_provider.hooks.together import TogetherHook
 
 from ..conftest import load_dag
-from ..helpers import write_requests
+from ..helpers import stored_xcoms, write_requests
 
 MODES = ["deferrable", "poke"]
 
@@ -139,19 +139,9 @@ def test_submit_and_wait_same_outcomes(run_dag, mode):
 
 def return_value(dag_run, task_id):
     """A task's return value as the metadata DB holds it (JSON on every supported Airflow)."""
-    from airflow.utils.session import create_session
-    from sqlalchemy import text
-
-    with create_session() as session:
-        value = session.execute(
-            text(
-                "SELECT value FROM xcom WHERE dag_id = :d AND run_id = :r AND task_id = :t "
-                "AND key = 'return_value'"
-            ),
-            {"d": dag_run.dag_id, "r": dag_run.run_id, "t": task_id},
-        ).scalar()
+    value = stored_xcoms(dag_run.dag_id, dag_run.run_id, task_id).get((-1, "return_value"))
     assert value is not None, f"{task_id} returned nothing"
-    return json.loads(value if isinstance(value, str) else bytes(value).decode())
+    return value
 
 
 def test_example_dag_end_to_end(airflow_db, together_conn, monkeypatch, tmp_path, task_logs):

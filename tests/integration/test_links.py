@@ -4,15 +4,13 @@ error line for a task that pushed none."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from together_provider._compat import AIRFLOW_V_3_0_PLUS
 from together_provider.links import TogetherBatchLink
 
 from ..conftest import connection_uri_env, load_dag
-from ..helpers import write_requests
+from ..helpers import stored_xcoms, write_requests
 
 LINK = TogetherBatchLink()
 CONSOLE = "https://console.example/batches/{batch_id}"
@@ -20,20 +18,7 @@ CONSOLE = "https://console.example/batches/{batch_id}"
 
 def stored(dag_run, key, map_index=-1):
     """The value of one XCom row of the run's submit task, read from the metadata DB, or None."""
-    from airflow.utils.session import create_session
-    from sqlalchemy import text
-
-    with create_session() as session:
-        value = session.execute(
-            text(
-                "SELECT value FROM xcom WHERE dag_id = :d AND run_id = :r AND task_id = 'submit' "
-                "AND key = :k AND map_index = :m"
-            ),
-            {"d": dag_run.dag_id, "r": dag_run.run_id, "k": key, "m": map_index},
-        ).scalar()
-    if value is None:
-        return None
-    return json.loads(value if isinstance(value, str) else bytes(value).decode())
+    return stored_xcoms(dag_run.dag_id, dag_run.run_id, "submit").get((map_index, key))
 
 
 def states(dag_run):

@@ -25,7 +25,7 @@ from together_provider.sensors.batch import BatchCompletionSensor
 from together_provider.triggers.batch import BatchListStatusTrigger
 
 from ..conftest import load_dag, register_outlet_assets
-from ..helpers import RecordingTI, VirtualTime, wait_terminal, write_requests
+from ..helpers import RecordingTI, VirtualTime, stored_xcoms, wait_terminal, write_requests
 
 MODES = ["deferrable", "poke"]
 LIST_KEYS = ("batch_ids", "statuses", "output_file_ids", "error_file_ids")
@@ -44,20 +44,9 @@ def state(ti):
 
 
 def xcoms(dag_run, task_id):
-    """``{(map_index, key): value}`` of a task's XComs as the metadata DB holds them (JSON on every
-    supported Airflow), so each mapped instance's own values are seen apart."""
-    from airflow.utils.session import create_session
-    from sqlalchemy import text
-
-    with create_session() as session:
-        rows = session.execute(
-            text("SELECT map_index, key, value FROM xcom WHERE dag_id = :d AND run_id = :r AND task_id = :t"),
-            {"d": dag_run.dag_id, "r": dag_run.run_id, "t": task_id},
-        ).all()
-    return {
-        (index, key): json.loads(value if isinstance(value, str) else bytes(value).decode())
-        for index, key, value in rows
-    }
+    """``{(map_index, key): value}`` of a task's XComs as the metadata DB holds them, so each mapped
+    instance's own values are seen apart."""
+    return stored_xcoms(dag_run.dag_id, dag_run.run_id, task_id)
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ CI_LEGS = ("2.11", "3.3")
 # Every supported minor on the default Python, and the newest Python on the oldest and newest Airflow:
 # together they back the compatibility table (docs/compatibility.md). (3.11 is the floor: common-compat
 # 1.21+ needs it.)
-FULL_LEGS = ("2.11", "3.0", "3.1", "3.2", "3.3", "2.11@3.12", "3.3@3.12")
+FULL_LEGS = ("2.11", "3.0", "3.1", "3.2", "3.3", "2.11@3.12", "3.3@3.12", "3.4")  # 3.4: a beta, not in CI
 # The minors CI does not run whole: it runs them on COMPAT_TESTS, so every supported minor is exercised on
 # every change (the whole legs are in --full).
 COMPAT_LEGS = ("3.0", "3.1", "3.2")
